@@ -1,0 +1,1 @@
+"""matbackprop: matrix backpropagation for structured layers in PyTorch."""
