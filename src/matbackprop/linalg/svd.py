@@ -1,0 +1,123 @@
+"""Singular value decomposition with the paper's SVD backward.
+
+Forward: ``X = U diag(S) Vh`` for ``X (..., m, n)``, ``k = min(m, n)``, as ``torch.linalg.svd``.
+
+Backward (Ionescu et al. 2015, SVD proposition; written here in the symmetric form of Townsend 2016
+that covers tall and wide inputs alike). With ``V = Vh^T``, ``F_ij = 1 / (s_j^2 - s_i^2)`` off the
+diagonal and ``skew(A) = A - A^T``:
+
+    dL/dX = U [ diag(gS) + (F o skew(U^T gU)) S + S (F o skew(V^T gV)) ] V^T
+            + (I - U U^T) gU S^{-1} V^T + U S^{-1} gV^T (I - V V^T).
+
+For ``full_matrices=True`` the trailing columns ``U_2`` (or rows of ``Vh``) span the orthogonal
+complement and are determined only up to rotation. As in the paper we take their canonical variation
+``dU_2 = -U_1 dU_1^T U_2``, which folds their gradient into ``gU_1 - U_2 gU_2^T U_1``; this is exact for
+losses that see ``U_2`` through its span (e.g. ``U_2 U_2^T``).
+
+Tie policy: couplings of singular values with ``|s_i^2 - s_j^2|`` below the tie tolerance are zero.
+Zero-singular-value policy: ``S^{-1}`` is the pseudo-inverse, i.e. singular values below
+``max(m, n) * eps * max(S)`` are treated as exact zeros whose inverse is 0. Both are exact for losses
+that see the singular vectors of a repeated (or zero) singular value only through their joint span, and
+keep every gradient finite.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_finite, check_matrix, spectral_dtype
+from ._common import no_autocast, tie_tolerance
+
+__all__ = ["svd", "svd_backward"]
+
+
+def _fold_complement(B: torch.Tensor, gB: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Thin basis and gradient, with the complement's gradient folded in by its canonical variation."""
+    B1 = B[..., :k]
+    if gB is None:
+        return B1, None
+    gB1 = gB[..., :k]
+    if B.shape[-1] > k:
+        B2, gB2 = B[..., k:], gB[..., k:]
+        gB1 = gB1 - B2 @ (gB2.transpose(-2, -1) @ B1)
+    return B1, gB1
+
+
+def _skew(A: torch.Tensor) -> torch.Tensor:
+    return A - A.transpose(-2, -1)
+
+
+def svd_backward(
+    U: torch.Tensor,
+    S: torch.Tensor,
+    Vh: torch.Tensor,
+    gU: torch.Tensor | None,
+    gS: torch.Tensor | None,
+    gVh: torch.Tensor | None,
+) -> torch.Tensor:
+    """Gradient ``(..., m, n)`` w.r.t. ``X`` from the gradients of ``U, S, Vh`` (thin or full)."""
+    k = S.shape[-1]
+    m, n = U.shape[-2], Vh.shape[-1]
+    U, gU = _fold_complement(U, gU, k)
+    V, gV = _fold_complement(Vh.transpose(-2, -1), None if gVh is None else gVh.transpose(-2, -1), k)
+    Vh = V.transpose(-2, -1)
+
+    if gU is None and gV is None:
+        if gS is None:
+            return U.new_zeros(U.shape[:-2] + (m, n))
+        return (U * gS.unsqueeze(-2)) @ Vh
+
+    S2 = S * S
+    gap = S2.unsqueeze(-2) - S2.unsqueeze(-1)  # gap_ij = s_j^2 - s_i^2
+    tied = gap.abs() <= tie_tolerance(S2)
+    F = (1.0 / torch.where(tied, torch.ones_like(gap), gap)).masked_fill(tied, 0.0)
+    zero = S <= max(m, n) * torch.finfo(S.dtype).eps * S.amax(-1, keepdim=True)
+    S_inv = torch.where(zero, torch.zeros_like(S), 1.0 / torch.where(zero, torch.ones_like(S), S))
+
+    inner = torch.diag_embed(gS) if gS is not None else U.new_zeros(U.shape[:-2] + (k, k))
+    if gU is not None:
+        inner = inner + (F * _skew(U.transpose(-2, -1) @ gU)) * S.unsqueeze(-2)
+    if gV is not None:
+        inner = inner + S.unsqueeze(-1) * (F * _skew(V.transpose(-2, -1) @ gV))
+    gX = U @ inner @ Vh
+    if gU is not None and m > k:
+        gU_perp = gU - U @ (U.transpose(-2, -1) @ gU)
+        gX = gX + (gU_perp * S_inv.unsqueeze(-2)) @ Vh
+    if gV is not None and n > k:
+        gVt = gV.transpose(-2, -1)
+        gVt_perp = gVt - (gVt @ V) @ Vh
+        gX = gX + U @ (S_inv.unsqueeze(-1) * gVt_perp)
+    return gX
+
+
+class _Svd(torch.autograd.Function):
+    @staticmethod
+    def forward(X: torch.Tensor, full_matrices: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.linalg.svd(X, full_matrices=full_matrices)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*output)
+
+    @staticmethod
+    def backward(ctx, gU, gS, gVh):
+        U, S, Vh = ctx.saved_tensors
+        return svd_backward(U, S, Vh, gU, gS, gVh), None
+
+
+def svd(X: torch.Tensor, full_matrices: bool = False, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Singular value decomposition ``X = U diag(S) Vh`` of ``X (..., m, n)``.
+
+    Returns ``U (..., m, k)``, ``S (..., k)`` descending, ``Vh (..., k, n)`` with ``k = min(m, n)``
+    (``U (..., m, m)`` and ``Vh (..., n, n)`` when ``full_matrices=True``), like
+    :func:`torch.linalg.svd`. The backward is the paper's SVD rule with the tie and zero-singular-value
+    policies of the module docstring: gradients are always finite.
+
+    Raises ``ValueError`` for input that is not a (batch of) matrices or has non-finite entries
+    (``check=False`` skips the finiteness scan).
+    """
+    check_matrix(X, "svd")
+    if check:
+        check_finite(X, "svd")
+    with no_autocast(X):
+        return _Svd.apply(spectral_dtype(X), full_matrices)
