@@ -20,6 +20,20 @@ from .linalg import (
     svd,
 )
 
+from .ops import (
+    bimap,
+    gaussian_affinity,
+    ncut_embedding,
+    ncut_embedding_dense,
+    projector_loss,
+    region_weights,
+    second_order_pooling,
+    spd_geodesic,
+    spd_karcher_mean,
+    spd_transport,
+    triu_vectorize,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -36,4 +50,15 @@ __all__ = [
     "clamp_eigs",
     "sqrtm_newton_schulz",
     "invsqrtm_newton_schulz",
+    "second_order_pooling",
+    "triu_vectorize",
+    "region_weights",
+    "ncut_embedding",
+    "ncut_embedding_dense",
+    "gaussian_affinity",
+    "projector_loss",
+    "bimap",
+    "spd_geodesic",
+    "spd_karcher_mean",
+    "spd_transport",
 ]

@@ -42,6 +42,12 @@ __all__ = [
     "clamp_eigs",
     "spectral_apply",
     "loewner_matrix",
+    "divided_difference",
+    "LOG",
+    "SQRT",
+    "INVSQRT",
+    "EXP",
+    "power_function",
 ]
 
 Elementwise = Callable[[torch.Tensor], torch.Tensor]
@@ -85,12 +91,16 @@ def _pairs(L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return L.unsqueeze(-1), L.unsqueeze(-2)
 
 
-def loewner_matrix(spec: SpectralFunction, L: torch.Tensor) -> torch.Tensor:
-    """Loewner matrix ``F_ij = f[l_i, l_j]`` of first divided differences, ``(..., n, n)``."""
-    a, b = _pairs(L)
+def divided_difference(spec: SpectralFunction, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """First divided differences ``f[a, b]`` elementwise (``f'(a)`` where ``a == b``)."""
     if spec.divided_difference is not None:
         return spec.divided_difference(a, b)
     return _generic_divided_difference(spec, a, b)
+
+
+def loewner_matrix(spec: SpectralFunction, L: torch.Tensor) -> torch.Tensor:
+    """Loewner matrix ``F_ij = f[l_i, l_j]`` of first divided differences, ``(..., n, n)``."""
+    return divided_difference(spec, *_pairs(L))
 
 
 def _second_derivative(spec: SpectralFunction, x: torch.Tensor) -> torch.Tensor:
@@ -148,7 +158,8 @@ class _SpectralApply(torch.autograd.Function):
 
     @staticmethod
     def forward(X, L, Q, spec):
-        return (Q * spec.f(L).unsqueeze(-2)) @ Q.transpose(-2, -1)
+        # Exactly symmetric output, so that it passes the symmetry checks of the next spectral layer.
+        return sym((Q * spec.f(L).unsqueeze(-2)) @ Q.transpose(-2, -1))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -311,6 +322,19 @@ INVSQRT = SpectralFunction(
 EXP = SpectralFunction("expm", torch.exp, torch.exp, _exp_dd, torch.exp, "all")
 
 
+def power_function(p: float) -> SpectralFunction:
+    """``x -> x^p`` with its cancellation-free divided differences."""
+    p = float(p)
+    return SpectralFunction(
+        "powm",
+        lambda x: x.pow(p),
+        lambda x: p * x.pow(p - 1.0),
+        _pow_dd(p),
+        lambda x: p * (p - 1.0) * x.pow(p - 2.0),
+        "pd" if p < 0 else "psd",
+    )
+
+
 def logm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     """Matrix logarithm ``Q log(L) Q^T`` of symmetric positive definite ``X (..., n, n)``."""
     return spectral_apply(X, LOG, check=check)
@@ -335,16 +359,7 @@ def powm(X: torch.Tensor, p: float, *, check: bool = True) -> torch.Tensor:
 
     ``p >= 0`` needs positive semi-definite input, ``p < 0`` positive definite input.
     """
-    p = float(p)
-    spec = SpectralFunction(
-        "powm",
-        lambda x: x.pow(p),
-        lambda x: p * x.pow(p - 1.0),
-        _pow_dd(p),
-        lambda x: p * (p - 1.0) * x.pow(p - 2.0),
-        "pd" if p < 0 else "psd",
-    )
-    return spectral_apply(X, spec, check=check)
+    return spectral_apply(X, power_function(p), check=check)
 
 
 def expm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:

@@ -1,0 +1,137 @@
+"""Second-order pooling (O2P; Carreira et al. 2012) mapped to the log-tangent space (DeepO2P).
+
+For each region ``r`` with non-negative pixel weights ``w_p`` (a mask, normalised to sum to one) and
+local features ``f_p (c)``, the pooled matrix is
+
+    C_r = sum_p w_p f_p f_p^T + eps I                  (second moment, the paper's choice), or
+    C_r = sum_p w_p (f_p - mu_r)(f_p - mu_r)^T + eps I  (covariance, ``centered=True``),
+
+followed by a normalisation ``Y_r = g(C_r)``: ``log`` (the log-Euclidean tangent space of Ionescu et
+al. 2015), ``sqrt``, ``power`` (``C^p``) or ``none``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..linalg._checks import batch_index
+from ..linalg._common import sym
+from ..linalg.funm import LOG, SQRT, power_function, spectral_apply
+from ..linalg.gram import gram_spectral_apply
+from ..linalg.newton_schulz import sqrtm_newton_schulz
+
+__all__ = ["second_order_pooling", "triu_vectorize", "region_weights"]
+
+NORMALIZATIONS = ("log", "sqrt", "power", "none")
+ROUTES = ("eig", "svd", "newton_schulz")
+
+
+def triu_vectorize(Y: torch.Tensor) -> torch.Tensor:
+    """Upper triangle of symmetric ``Y (..., c, c)`` as ``(..., c(c+1)/2)``.
+
+    Off-diagonal entries are scaled by ``sqrt(2)`` so that Euclidean inner products of the vectors equal
+    Frobenius inner products of the matrices.
+    """
+    c = Y.shape[-1]
+    i, j = torch.triu_indices(c, c, device=Y.device)
+    scale = torch.where(i == j, 1.0, math.sqrt(2.0)).to(Y.dtype)
+    return Y[..., i, j] * scale
+
+
+def region_weights(masks: torch.Tensor) -> torch.Tensor:
+    """Normalise masks ``(B, R, H, W)`` (binary or soft, non-negative) to weights summing to one per region.
+
+    Raises ``ValueError`` naming the first empty region ``(b, r)``.
+    """
+    masks = masks.to(torch.get_default_dtype()) if not masks.is_floating_point() else masks
+    if bool((masks < 0).any()) or not bool(torch.isfinite(masks).all()):
+        raise ValueError("second_order_pooling: masks must be finite and non-negative")
+    total = masks.sum(dim=(-2, -1))
+    empty = total <= 0
+    if bool(empty.any()):
+        b, r = batch_index(empty)
+        raise ValueError(f"second_order_pooling: region {r} of batch element {b} has an empty mask")
+    return masks / total[..., None, None]
+
+
+def _check_inputs(features: torch.Tensor, masks: torch.Tensor | None, normalization: str, route: str) -> None:
+    if features.dim() != 4:
+        raise ValueError(f"second_order_pooling: features must be (B, C, H, W), got shape {tuple(features.shape)}")
+    if masks is not None:
+        if masks.dim() != 4:
+            raise ValueError(f"second_order_pooling: masks must be (B, R, H, W), got shape {tuple(masks.shape)}")
+        if masks.shape[0] != features.shape[0] or masks.shape[-2:] != features.shape[-2:]:
+            raise ValueError(
+                f"second_order_pooling: masks {tuple(masks.shape)} do not match features {tuple(features.shape)} "
+                "in batch size and spatial size"
+            )
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"second_order_pooling: normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if route not in ROUTES:
+        raise ValueError(f"second_order_pooling: route must be one of {ROUTES}, got {route!r}")
+    if route == "newton_schulz" and normalization != "sqrt":
+        raise ValueError("second_order_pooling: route 'newton_schulz' computes only the 'sqrt' normalization")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("second_order_pooling: features have NaN or infinite entries")
+
+
+def second_order_pooling(
+    features: torch.Tensor,
+    masks: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-3,
+    normalization: str = "log",
+    p: float = 0.5,
+    route: str = "eig",
+    centered: bool = False,
+    output: str = "matrix",
+    spectral_dtype: torch.dtype | None = None,
+    num_iters: int = 5,
+) -> torch.Tensor:
+    """Pooled, normalised second-order statistics of ``features (B, C, H, W)`` in regions.
+
+    ``masks (B, R, H, W)``: binary or soft region masks (``None``: one region, the whole image).
+    Returns ``(B, R, C, C)`` (``output="matrix"``) or ``(B, R, C(C+1)/2)`` (``output="triu"``, see
+    :func:`triu_vectorize`).
+
+    Routes: ``"eig"`` pools ``C_r`` and applies the spectral function with the Daleckii-Krein backward;
+    ``"svd"`` never forms ``C_r`` and works from the SVD of the weighted feature matrix
+    ``diag(sqrt(w)) F`` (the paper's preference: it does not square the condition number);
+    ``"newton_schulz"`` (only for ``normalization="sqrt"``) uses ``num_iters`` GEMM-only iterations.
+    ``spectral_dtype=torch.float64`` runs the spectral step in double precision inside a float32
+    network. ``p`` is the exponent of ``normalization="power"``.
+    """
+    _check_inputs(features, masks, normalization, route)
+    if output not in ("matrix", "triu"):
+        raise ValueError(f"second_order_pooling: output must be 'matrix' or 'triu', got {output!r}")
+    B, C, H, W = features.shape
+    out_dtype = features.dtype
+    work_dtype = spectral_dtype or features.dtype
+    F = features.reshape(B, 1, C, H * W)  # (B, 1, C, P)
+    if masks is None:
+        w = torch.full((B, 1, H * W), 1.0 / (H * W), dtype=features.dtype, device=features.device)
+    else:
+        w = region_weights(masks).to(features.dtype).reshape(B, masks.shape[1], H * W)  # (B, R, P)
+    w = w.unsqueeze(-2)  # (B, R, 1, P)
+
+    mean = (F * w).sum(-1, keepdim=True) if centered else None  # (B, R, C, 1)
+    X = F - mean if centered else F  # (B, R or 1, C, P)
+
+    spec = {"log": LOG, "sqrt": SQRT, "power": power_function(p)}.get(normalization)
+    if route == "svd" and spec is not None:
+        A = (X * w.sqrt()).transpose(-2, -1)  # (B, R, P, C), A^T A = pooled matrix
+        Y = gram_spectral_apply(A.to(work_dtype), spec, eps)
+    else:
+        pooled = sym((X * w) @ X.transpose(-2, -1))
+        pooled = pooled + eps * torch.eye(C, dtype=pooled.dtype, device=pooled.device)
+        pooled = pooled.to(work_dtype)
+        if spec is None:
+            Y = pooled
+        elif route == "newton_schulz":
+            Y = sqrtm_newton_schulz(pooled, num_iters)
+        else:
+            Y = spectral_apply(pooled, spec)
+    Y = Y.to(out_dtype)
+    return triu_vectorize(Y) if output == "triu" else Y
