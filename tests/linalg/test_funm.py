@@ -221,3 +221,11 @@ def test_property_logm_backward_is_daleckii_krein(spectrum, seed):
     expected = daleckii_krein(torch.log, torch.reciprocal, L, Q, G, tie=1e-6)
     assert torch.allclose(grad, expected, rtol=1e-7, atol=1e-8)
     assert torch.allclose(mb.expm(mb.logm(X.detach())), X.detach(), atol=1e-10)
+
+
+def test_powm_zero_exponent_with_zero_eigenvalue():
+    X = torch.diag(torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)).requires_grad_(True)
+    Y = mb.powm(X, 0.0)
+    assert torch.allclose(Y, torch.eye(3, dtype=torch.float64))
+    Y.sum().backward()
+    assert torch.equal(X.grad, torch.zeros(3, 3, dtype=torch.float64))

@@ -94,3 +94,28 @@ def test_empty_batch_and_float32():
     U, S, Vh = mb.svd(E)
     (U.sum() + S.sum() + Vh.sum()).backward()
     assert E.grad.shape == (0, 4, 3) and E.grad.dtype == torch.float32
+
+
+def test_polar_factor_at_tied_singular_values():
+    # U Vh is smooth although U and V are not unique at s = (2, 2, 1): only the joint rotation is free.
+    X = _with_singular_values([2.0, 2.0, 1.0], 5, 3, seed=2).requires_grad_(True)
+    W = torch.randn(5, 3, dtype=torch.float64)
+
+    def polar(A):
+        U, _, Vh = mb.svd(A)
+        return ((U @ Vh) * W).sum()
+
+    assert gradcheck(polar, (X,))
+
+
+def test_tiny_distinct_singular_values_keep_their_couplings():
+    # s = (1, 2e-8, 1e-8): far apart in ratio though tiny; matches plain autograd.
+    X = _with_singular_values([1.0, 2e-8, 1e-8], 6, 3, seed=3)
+    B = torch.randn(6, 3, dtype=torch.float64)
+    grads = []
+    for decompose in (mb.svd, torch.linalg.svd):
+        A = X.clone().requires_grad_(True)
+        U, _, Vh = decompose(A, full_matrices=False)
+        ((U * Vh.mT.sum(-2, keepdim=True)) * B).sum().backward()
+        grads.append(A.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-6)

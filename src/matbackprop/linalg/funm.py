@@ -117,7 +117,8 @@ def _second_divided_differences(spec: SpectralFunction, L: torch.Tensor, F: torc
 
     Each entry divides by the widest of its three gaps, using the (accurate) first divided differences
     of the two closer pairs: ``f[x, z, y] = (f[x, z] - f[z, y]) / (x - y)``. When all three points lie
-    within ``sqrt(eps)`` relative, ``f''(mean) / 2`` is used instead.
+    within ``eps^(1/3)`` relative, ``f''(mean) / 2`` is used instead (its error is second order in the
+    spread, the quotient's cancellation error is ``eps`` over the spread: they balance at ``eps^(1/3)``).
     """
     li = L[..., :, None, None]
     lk = L[..., None, k, None]
@@ -135,7 +136,7 @@ def _second_divided_differences(spec: SpectralFunction, L: torch.Tensor, F: torc
 
     widest = torch.maximum(g_ij, torch.maximum(g_ik, g_kj))
     scale = torch.maximum(li.abs(), torch.maximum(lk.abs(), lj.abs())).clamp_min(torch.finfo(L.dtype).tiny)
-    clustered = widest <= torch.finfo(L.dtype).eps ** 0.5 * scale
+    clustered = widest <= torch.finfo(L.dtype).eps ** (1.0 / 3.0) * scale
     mean = (li + lk + lj) / 3.0
     return torch.where(clustered, 0.5 * _second_derivative(spec, mean), out)
 
@@ -284,6 +285,8 @@ def _log_dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _pow_dd(p: float) -> Pairwise:
     def dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if p == 0.0:  # constant function; the general form would meet 0 * log(0)
+            return torch.zeros_like(a * b)
         # hi^p - lo^p = hi^p expm1(p log1p(x)), x = (lo - hi) / hi in [-1, 0].
         hi, lo = _ordered(a, b)
         degenerate = hi == 0

@@ -11,9 +11,10 @@ converges quadratically to ``Y -> A^(1/2)`` and ``Z -> A^(-1/2)``. Undoing the s
 suits large batches on GPUs; the backward is autograd through the iterations (also products only).
 
 Accuracy: the error after ``k`` iterations is governed by the smallest eigenvalue of ``A``, i.e. by
-``lambda_min / tr(X)``: well-conditioned covariances converge in 5-10 iterations, while eigenvalues far
-below ``tr(X) / 10^3`` need many more (see ``docs/newton_schulz.md`` for measured errors against
-:func:`sqrtm`). Use :func:`sqrtm` when exactness matters.
+``tr(X) / lambda_min`` (at least ``n`` times the condition number's effect): about
+``log(tr(X) / lambda_min) / log(2.25) + 3`` iterations reach 1e-3 relative error in value and gradient,
+one more reaches 1e-6 (measured at n = 64: 10 iterations for condition number 10, 14-15 for 1e3;
+``docs/newton_schulz.md``). Use :func:`sqrtm` when exactness matters.
 """
 
 from __future__ import annotations

@@ -14,11 +14,15 @@ complement and are determined only up to rotation. As in the paper we take their
 ``dU_2 = -U_1 dU_1^T U_2``, which folds their gradient into ``gU_1 - U_2 gU_2^T U_1``; this is exact for
 losses that see ``U_2`` through its span (e.g. ``U_2 U_2^T``).
 
-Tie policy: couplings of singular values with ``|s_i^2 - s_j^2|`` below the tie tolerance are zero.
+Tie policy: the coupling ``(s_j a_ij + s_i b_ij) / (s_j^2 - s_i^2)`` (``a = skew(U^T gU)``,
+``b = skew(V^T gV)``) is split into ``(a + b) / (2 (s_j - s_i)) + (a - b) / (2 (s_j + s_i))``; only the
+first part is undetermined at a tie (``|s_i - s_j|`` below the tie tolerance) and only it is set to
+zero. This is exact for losses invariant under a joint rotation of the tied left and right singular
+vectors (e.g. the polar factor ``U Vh``, or projectors onto singular subspaces).
 Zero-singular-value policy: ``S^{-1}`` is the pseudo-inverse, i.e. singular values below
-``max(m, n) * eps * max(S)`` are treated as exact zeros whose inverse is 0. Both are exact for losses
-that see the singular vectors of a repeated (or zero) singular value only through their joint span, and
-keep every gradient finite.
+``max(m, n) * eps * max(S)`` are treated as exact zeros whose inverse is 0, which is exact for losses
+that see the singular vectors of zero singular values only through their span. Both policies keep every
+gradient finite.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ def _fold_complement(B: torch.Tensor, gB: torch.Tensor | None, k: int) -> tuple[
         B2, gB2 = B[..., k:], gB[..., k:]
         gB1 = gB1 - B2 @ (gB2.transpose(-2, -1) @ B1)
     return B1, gB1
+
+
+def _safe_reciprocal(x: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """``1 / x``, with 0 where ``drop``."""
+    return torch.where(drop, torch.zeros_like(x), 1.0 / torch.where(drop, torch.ones_like(x), x))
 
 
 def _skew(A: torch.Tensor) -> torch.Tensor:
@@ -67,18 +76,24 @@ def svd_backward(
             return U.new_zeros(U.shape[:-2] + (m, n))
         return (U * gS.unsqueeze(-2)) @ Vh
 
-    S2 = S * S
-    gap = S2.unsqueeze(-2) - S2.unsqueeze(-1)  # gap_ij = s_j^2 - s_i^2
-    tied = gap.abs() <= tie_tolerance(S2)
-    F = (1.0 / torch.where(tied, torch.ones_like(gap), gap)).masked_fill(tied, 0.0)
+    # Entry ij of the coupling is (s_j a_ij + s_i b_ij) / (s_j^2 - s_i^2) with a = skew(U^T gU),
+    # b = skew(V^T gV). Split as (a + b) / (2 (s_j - s_i)) + (a - b) / (2 (s_j + s_i)): only the first
+    # part is undetermined at a tie, so only it is dropped there; the second stays exact.
+    diff = S.unsqueeze(-2) - S.unsqueeze(-1)  # s_j - s_i
+    total = S.unsqueeze(-2) + S.unsqueeze(-1)  # s_j + s_i
+    tol = tie_tolerance(S)
+    inv_diff = _safe_reciprocal(2.0 * diff, diff.abs() <= tol)
+    inv_total = _safe_reciprocal(2.0 * total, total <= tol)
     zero = S <= max(m, n) * torch.finfo(S.dtype).eps * S.amax(-1, keepdim=True)
-    S_inv = torch.where(zero, torch.zeros_like(S), 1.0 / torch.where(zero, torch.ones_like(S), S))
+    S_inv = _safe_reciprocal(S, zero)
 
-    inner = torch.diag_embed(gS) if gS is not None else U.new_zeros(U.shape[:-2] + (k, k))
-    if gU is not None:
-        inner = inner + (F * _skew(U.transpose(-2, -1) @ gU)) * S.unsqueeze(-2)
-    if gV is not None:
-        inner = inner + S.unsqueeze(-1) * (F * _skew(V.transpose(-2, -1) @ gV))
+    a = _skew(U.transpose(-2, -1) @ gU) if gU is not None else None
+    b = _skew(V.transpose(-2, -1) @ gV) if gV is not None else None
+    plus = a if b is None else (b if a is None else a + b)
+    minus = a if b is None else (-b if a is None else a - b)
+    inner = plus * inv_diff + minus * inv_total
+    if gS is not None:
+        inner = inner + torch.diag_embed(gS)
     gX = U @ inner @ Vh
     if gU is not None and m > k:
         gU_perp = gU - U @ (U.transpose(-2, -1) @ gU)
