@@ -87,21 +87,25 @@ def svd_backward(
     zero = S <= max(m, n) * torch.finfo(S.dtype).eps * S.amax(-1, keepdim=True)
     S_inv = _safe_reciprocal(S, zero)
 
-    a = _skew(U.transpose(-2, -1) @ gU) if gU is not None else None
-    b = _skew(V.transpose(-2, -1) @ gV) if gV is not None else None
+    UtgU = U.transpose(-2, -1) @ gU if gU is not None else None
+    VtgV = V.transpose(-2, -1) @ gV if gV is not None else None
+    a = _skew(UtgU) if gU is not None else None
+    b = _skew(VtgV) if gV is not None else None
     plus = a if b is None else (b if a is None else a + b)
     minus = a if b is None else (-b if a is None else a - b)
     inner = plus * inv_diff + minus * inv_total
     if gS is not None:
         inner = inner + torch.diag_embed(gS)
-    gX = U @ inner @ Vh
+    # U inner Vh plus the out-of-span terms, arranged so that each m x k or k x n product happens once:
+    # (I - U U^T) gU S^-1 = gU S^-1 - U (U^T gU) S^-1.
     if gU is not None and m > k:
-        gU_perp = gU - U @ (U.transpose(-2, -1) @ gU)
-        gX = gX + (gU_perp * S_inv.unsqueeze(-2)) @ Vh
+        left = U @ (inner - UtgU * S_inv.unsqueeze(-2)) + gU * S_inv.unsqueeze(-2)
+    else:
+        left = U @ inner
+    gX = left @ Vh
     if gV is not None and n > k:
-        gVt = gV.transpose(-2, -1)
-        gVt_perp = gVt - (gVt @ V) @ Vh
-        gX = gX + U @ (S_inv.unsqueeze(-1) * gVt_perp)
+        # U S^-1 gV^T (I - V V^T) = U S^-1 (gV^T - (V^T gV)^T Vh)
+        gX = gX + U @ (S_inv.unsqueeze(-1) * (gV.transpose(-2, -1) - VtgV.transpose(-2, -1) @ Vh))
     return gX
 
 
