@@ -1,0 +1,54 @@
+"""Metrics to CSV (always) and TensorBoard (when installed)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CSVLogger"]
+
+
+class CSVLogger:
+    """Append rows of scalars to ``path``; the header is the first row's keys (new keys extend it)."""
+
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fields: list[str] | None = None
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, newline="") as f:
+                self._fields = next(csv.reader(f), None)
+        self._writer = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(tensorboard_dir))
+            except Exception:  # tensorboard is optional
+                self._writer = None
+
+    def log(self, row: dict[str, Any], step: int | None = None) -> None:
+        fields = list(row) if self._fields is None else self._fields + [k for k in row if k not in self._fields]
+        if fields != self._fields:
+            rows = []
+            if self._fields is not None:
+                with open(self.path, newline="") as f:
+                    rows = list(csv.DictReader(f))
+            with open(self.path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(rows)
+            self._fields = fields
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self._fields).writerow(row)
+        if self._writer is not None and step is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)):
+                    self._writer.add_scalar(k, v, step)
+
+    def read(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
