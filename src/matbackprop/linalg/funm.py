@@ -275,26 +275,34 @@ def _safe(x: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
     return torch.where(bad, torch.ones_like(x), x)
 
 
+# Close pairs (lo > hi / 2) use log1p / expm1 of x = (lo - hi) / hi in (-1/2, 0], which avoids the
+# cancellation in f(hi) - f(lo). Far pairs use the plain quotient: f(hi) and f(lo) then differ by at
+# least a constant factor, so nothing cancels, while x would lose lo / hi against -1.
+
+
 def _log_dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # log(hi) - log(lo) = -log1p(x) with x = (lo - hi) / hi in (-1, 0]: no cancellation.
     hi, lo = _ordered(a, b)
+    close = lo > 0.5 * hi
     x = (lo - hi) / hi
     zero = x == 0
-    return torch.where(zero, 1.0 / hi, torch.log1p(x) / (_safe(x, zero) * hi))
+    near = torch.log1p(x) / (_safe(x, zero) * hi)
+    far = (torch.log(hi) - torch.log(lo)) / _safe(hi - lo, close)
+    return torch.where(zero, 1.0 / hi, torch.where(close, near, far))
 
 
 def _pow_dd(p: float) -> Pairwise:
     def dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if p == 0.0:  # constant function; the general form would meet 0 * log(0)
             return torch.zeros_like(a * b)
-        # hi^p - lo^p = hi^p expm1(p log1p(x)), x = (lo - hi) / hi in [-1, 0].
         hi, lo = _ordered(a, b)
         degenerate = hi == 0
         hi_safe = _safe(hi, degenerate)
+        close = lo > 0.5 * hi
         x = (lo - hi) / hi_safe
         zero = x == 0
-        quotient = hi_safe ** (p - 1.0) * torch.expm1(p * torch.log1p(x)) / _safe(x, zero)
-        return torch.where(zero, p * hi ** (p - 1.0), quotient)
+        near = hi_safe ** (p - 1.0) * torch.expm1(p * torch.log1p(x)) / _safe(x, zero)
+        far = (hi_safe**p - lo**p) / _safe(hi - lo, close | degenerate)
+        return torch.where(zero | degenerate, p * hi ** (p - 1.0), torch.where(close, near, far))
 
     return dd
 

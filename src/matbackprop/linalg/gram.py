@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_matrix, spectral_dtype
+from ._checks import batch_index, check_finite, check_matrix, spectral_dtype
 from ._common import no_autocast, sym
 from .funm import SpectralFunction, divided_difference, loewner_matrix
 
@@ -75,7 +75,11 @@ def gram_spectral_apply(A: torch.Tensor, spec: SpectralFunction, ridge: float, *
     if check:
         check_finite(A, name)
         if spec.domain == "pd" and ridge == 0 and A.numel() > 0:
-            if A.shape[-2] < A.shape[-1] or bool((torch.linalg.svdvals(A.detach()).amin(-1) == 0).any()):
-                raise ValueError(f"{name}: A^T A is singular; {spec.name} needs a positive ridge")
+            if A.shape[-2] < A.shape[-1]:
+                raise ValueError(f"{name}: A^T A is singular (fewer rows than columns); {spec.name} needs a positive ridge")
+            singular = torch.linalg.svdvals(A.detach()).amin(-1) == 0
+            if bool(singular.any()):
+                where = f" at batch index {batch_index(singular)}" if singular.dim() else ""
+                raise ValueError(f"{name}: A^T A is singular{where}; {spec.name} needs a positive ridge")
     with no_autocast(A):
         return _GramSpectral.apply(spectral_dtype(A), ridge, spec)[0]

@@ -23,7 +23,7 @@ class SecondOrderPooling(nn.Module):
         centered: bool = False,
         output: str = "matrix",
         spectral_dtype: torch.dtype | None = None,
-        num_iters: int = 5,
+        num_iters: int = 10,
     ) -> None:
         super().__init__()
         self.options = dict(

@@ -131,20 +131,23 @@ def projector_loss(Z: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
         J = (rank Z + rank E) / 2 - tr(Pi_Z Pi_E),
         tr(Pi_Z Pi_E) = tr((Z^T Z)^{-1} (E^T Z)^T (E^T E)^+ (E^T Z)),
 
-    ``O(N k (k + s))`` work, no ``N x N`` matrix; the small ``k x k`` and ``s x s`` systems are solved in
-    float64. Its gradient is the projector rule ``dJ/dZ = -2 (I - Pi_Z) Pi_E Z (Z^T Z)^{-1}``. Returns
+    ``O(N k (k + s))`` work for a label map (an indicator adds ``O(N s^2)`` for ``E^T E``), no ``N x N``
+    matrix; everything is accumulated in float64, so that a float32 network still sees a loss accurate
+    near its minimum 0. Its gradient is the projector rule ``dJ/dZ = -2 (I - Pi_Z) Pi_E Z (Z^T Z)^{-1}``. Returns
     ``(...)``: one loss per batch element. ``Z`` must have full column rank.
     """
     if Z.dim() < 2:
         raise ValueError(f"projector_loss: Z must be (..., N, k), got shape {tuple(Z.shape)}")
+    out_dtype = Z.dtype
+    Z = Z.double()
     EtZ, EtE_pinv = _segment_statistics(Z, E)
-    gram = (Z.transpose(-2, -1) @ Z).double()
+    gram = Z.transpose(-2, -1) @ Z
     chol, info = torch.linalg.cholesky_ex(gram)
     if bool((info != 0).any()):
-        raise ValueError("projector_loss: Z is rank deficient (Z^T Z is singular)")
-    EtZ = EtZ.double()
-    cross = EtZ.transpose(-2, -1) @ EtE_pinv.double() @ EtZ  # (..., k, k)
+        where = f" at batch index {batch_index(info != 0)}" if info.dim() else ""
+        raise ValueError(f"projector_loss: Z is rank deficient (Z^T Z is singular){where}")
+    cross = EtZ.transpose(-2, -1) @ EtE_pinv @ EtZ  # (..., k, k)
     overlap = torch.cholesky_solve(cross, chol).diagonal(dim1=-2, dim2=-1).sum(-1)
-    rank_E = torch.linalg.matrix_rank(EtE_pinv.double(), hermitian=True).to(torch.float64)
+    rank_E = torch.linalg.matrix_rank(EtE_pinv, hermitian=True).to(torch.float64)
     J = 0.5 * (Z.shape[-1] + rank_E) - overlap
-    return J.to(Z.dtype)
+    return J.to(out_dtype)

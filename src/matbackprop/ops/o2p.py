@@ -88,7 +88,7 @@ def second_order_pooling(
     centered: bool = False,
     output: str = "matrix",
     spectral_dtype: torch.dtype | None = None,
-    num_iters: int = 5,
+    num_iters: int = 10,
 ) -> torch.Tensor:
     """Pooled, normalised second-order statistics of ``features (B, C, H, W)`` in regions.
 
@@ -109,11 +109,13 @@ def second_order_pooling(
     B, C, H, W = features.shape
     out_dtype = features.dtype
     work_dtype = spectral_dtype or features.dtype
-    F = features.reshape(B, 1, C, H * W)  # (B, 1, C, P)
+    # The whole pooling runs in the spectral dtype: pooled in float32, large features can already lose
+    # positive definiteness before a float64 spectral step would see them.
+    F = features.to(work_dtype).reshape(B, 1, C, H * W)  # (B, 1, C, P)
     if masks is None:
-        w = torch.full((B, 1, H * W), 1.0 / (H * W), dtype=features.dtype, device=features.device)
+        w = torch.full((B, 1, H * W), 1.0 / (H * W), dtype=work_dtype, device=features.device)
     else:
-        w = region_weights(masks).to(features.dtype).reshape(B, masks.shape[1], H * W)  # (B, R, P)
+        w = region_weights(masks).to(work_dtype).reshape(B, masks.shape[1], H * W)  # (B, R, P)
     w = w.unsqueeze(-2)  # (B, R, 1, P)
 
     mean = (F * w).sum(-1, keepdim=True) if centered else None  # (B, R, C, 1)
@@ -122,11 +124,10 @@ def second_order_pooling(
     spec = {"log": LOG, "sqrt": SQRT, "power": power_function(p)}.get(normalization)
     if route == "svd" and spec is not None:
         A = (X * w.sqrt()).transpose(-2, -1)  # (B, R, P, C), A^T A = pooled matrix
-        Y = gram_spectral_apply(A.to(work_dtype), spec, eps)
+        Y = gram_spectral_apply(A, spec, eps)
     else:
         pooled = sym((X * w) @ X.transpose(-2, -1))
         pooled = pooled + eps * torch.eye(C, dtype=pooled.dtype, device=pooled.device)
-        pooled = pooled.to(work_dtype)
         if spec is None:
             Y = pooled
         elif route == "newton_schulz":
