@@ -15,6 +15,7 @@ __all__ = [
     "check_matrix",
     "check_finite",
     "check_symmetric",
+    "check_finite_symmetric",
     "check_eigenvalues",
     "spectral_dtype",
 ]
@@ -66,6 +67,22 @@ def symmetry_rtol(dtype: torch.dtype) -> float:
     # Rounding in X^T X or (A + A^T)/2-style constructions leaves asymmetry near eps; anything at
     # sqrt(eps) of the largest entry is not rounding but a non-symmetric input.
     return torch.finfo(dtype).eps ** 0.5
+
+
+def check_finite_symmetric(X: torch.Tensor, name: str) -> None:
+    """:func:`check_finite` and :func:`check_symmetric` in one pass and one host synchronisation.
+
+    NaN entries make the symmetry comparison false and infinite ones the scale non-finite, so the fast
+    test catches them too;
+    only a failing input pays for the detailed checks that name the problem.
+    """
+    if X.numel() == 0:
+        return
+    asym = (X - X.transpose(-2, -1)).abs().amax(dim=(-2, -1))
+    scale = X.abs().amax(dim=(-2, -1))
+    if not bool(((asym <= symmetry_rtol(X.dtype) * scale) & torch.isfinite(scale)).all()):
+        check_finite(X, name)
+        check_symmetric(X, name)
 
 
 def check_symmetric(X: torch.Tensor, name: str) -> None:

@@ -11,7 +11,7 @@ __all__ = ["sym", "tie_tolerance", "no_autocast"]
 
 def sym(A: torch.Tensor) -> torch.Tensor:
     """Symmetric part ``(A + A^T) / 2`` of ``(..., n, n)``."""
-    return 0.5 * (A + A.transpose(-2, -1))
+    return torch.add(A, A.transpose(-2, -1)).mul_(0.5)
 
 
 def tie_tolerance(values: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_square, check_symmetric, spectral_dtype
+from ._checks import check_finite_symmetric, check_square, spectral_dtype
 from ._common import no_autocast, sym, tie_tolerance
 
 __all__ = ["eigh", "eigh_backward"]
@@ -68,7 +68,6 @@ def eigh(X: torch.Tensor, *, check: bool = True) -> tuple[torch.Tensor, torch.Te
     """
     check_square(X, "eigh")
     if check:
-        check_finite(X, "eigh")
-        check_symmetric(X, "eigh")
+        check_finite_symmetric(X, "eigh")
     with no_autocast(X):
         return _Eigh.apply(spectral_dtype(X))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import batch_index, check_finite, check_square, check_symmetric, spectral_dtype
+from ._checks import batch_index, check_finite_symmetric, check_square, spectral_dtype
 from ._common import no_autocast, sym
 
 __all__ = ["sqrtm_newton_schulz", "invsqrtm_newton_schulz", "newton_schulz"]
@@ -59,8 +59,7 @@ def newton_schulz(X: torch.Tensor, num_iters: int) -> tuple[torch.Tensor, torch.
 def _prepare(X: torch.Tensor, name: str, check: bool) -> torch.Tensor:
     check_square(X, name)
     if check:
-        check_finite(X, name)
-        check_symmetric(X, name)
+        check_finite_symmetric(X, name)
         _check_positive_definite(spectral_dtype(X), name)
     return spectral_dtype(X)
 
