@@ -125,3 +125,11 @@ def test_bad_inputs_raise():
         mb.projector_loss(torch.randn(2, 10, 3), torch.zeros(2, 9, dtype=torch.long))
     with pytest.raises(ValueError, match="rank deficient"):
         mb.projector_loss(torch.zeros(10, 2, dtype=torch.float64), torch.zeros(10, dtype=torch.long))
+
+
+def test_collinear_columns_raise():
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(20, 1, dtype=torch.float64, generator=g)
+    Z = torch.cat([z, 2 * z, torch.randn(20, 1, dtype=torch.float64, generator=g)], dim=1)
+    with pytest.raises(ValueError, match="rank deficient"):
+        mb.projector_loss(Z, torch.zeros(20, dtype=torch.long))

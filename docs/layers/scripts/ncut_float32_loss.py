@@ -1,5 +1,6 @@
-"""Float32 rounding of projector_loss at a perfect segmentation, whose exact value is 0
-(docs/layers/normalized_cuts.md).
+"""projector_loss of a float32 embedding at a perfect segmentation, whose exact value is 0
+(docs/layers/normalized_cuts.md). projector_loss upcasts Z to float64 internally, so the first two
+lines agree; the third computes the embedding itself in float64.
 
     .venv/bin/python docs/layers/scripts/ncut_float32_loss.py
 """

@@ -12,6 +12,14 @@ for kw in [dict(masks=M), dict(eps=0.0, route="svd"), dict(eps=0.0, route="eig")
     except ValueError as e:
         print({k: v for k, v in kw.items() if k != "masks"} or "empty mask", "->", e)
 
+# More pixels than channels, but channel 0 is zero in batch element 1: C_r singular there only.
+F2 = torch.rand(2, 8, 4, 4, dtype=torch.float64); F2[1, 0] = 0
+for route in ("svd", "eig"):
+    try:
+        mb.second_order_pooling(F2, eps=0.0, route=route); print(route, "ok")
+    except ValueError as e:
+        print(f"P=16 >= C=8, channel 0 zero in batch element 1, eps=0, route {route} ->", e)
+
 # sqrt with eps=0 on a rank-deficient region (4 pixels, 8 channels) is accepted; is the gradient finite?
 for route in ("eig", "svd"):
     X = F.clone().requires_grad_(True)

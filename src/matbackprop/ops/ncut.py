@@ -142,10 +142,13 @@ def projector_loss(Z: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     Z = Z.double()
     EtZ, EtE_pinv = _segment_statistics(Z, E)
     gram = Z.transpose(-2, -1) @ Z
-    chol, info = torch.linalg.cholesky_ex(gram)
-    if bool((info != 0).any()):
-        where = f" at batch index {batch_index(info != 0)}" if info.dim() else ""
-        raise ValueError(f"projector_loss: Z is rank deficient (Z^T Z is singular){where}")
+    # Numerically rank deficient: Z^T Z's eigenvalues spread beyond k * eps of Z's own dtype.
+    ev = torch.linalg.eigvalsh(gram.detach())
+    deficient = ev[..., 0] <= Z.shape[-1] * torch.finfo(out_dtype).eps * ev[..., -1].clamp_min(torch.finfo(torch.float64).tiny)
+    if bool(deficient.any()):
+        where = f" at batch index {batch_index(deficient)}" if deficient.dim() else ""
+        raise ValueError(f"projector_loss: Z is rank deficient (Z^T Z is numerically singular){where}")
+    chol = torch.linalg.cholesky(gram)
     cross = EtZ.transpose(-2, -1) @ EtE_pinv @ EtZ  # (..., k, k)
     overlap = torch.cholesky_solve(cross, chol).diagonal(dim1=-2, dim2=-1).sum(-1)
     rank_E = torch.linalg.matrix_rank(EtE_pinv, hermitian=True).to(torch.float64)

@@ -100,8 +100,8 @@ def second_order_pooling(
     ``"svd"`` never forms ``C_r`` and works from the SVD of the weighted feature matrix
     ``diag(sqrt(w)) F`` (the paper's preference: it does not square the condition number);
     ``"newton_schulz"`` (only for ``normalization="sqrt"``) uses ``num_iters`` GEMM-only iterations.
-    ``spectral_dtype=torch.float64`` runs the spectral step in double precision inside a float32
-    network. ``p`` is the exponent of ``normalization="power"``.
+    ``spectral_dtype=torch.float64`` runs the pooling and the spectral step in double precision
+    inside a float32 network (the result is cast back to the features' dtype). ``p`` is the exponent of ``normalization="power"``.
     """
     _check_inputs(features, masks, normalization, route)
     if output not in ("matrix", "triu"):
