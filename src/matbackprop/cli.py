@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# experiment name -> module under matbackprop.experiments providing add_train_arguments, train,
+# add_eval_arguments and evaluate
+EXPERIMENTS = {
+    "ncuts": ("bsds_ncuts", "DeepNCuts segmentation on BSDS500"),
+    "o2p": ("msrc_o2p", "DeepO2P region classification on MSRC-v2"),
+}
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -13,6 +21,15 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in result["checks"]) else 1
 
 
+def _unavailable(error: ImportError) -> int:
+    print(f"matbackprop: this experiment cannot run here: {error}", file=sys.stderr)
+    return 2
+
+
+def _experiment(name: str):
+    return importlib.import_module(f"matbackprop.experiments.{EXPERIMENTS[name][0]}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matbackprop", description="Matrix backpropagation for structured layers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -20,12 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    for verb, adder, runner in (("train", "add_train_arguments", "train"), ("eval", "add_eval_arguments", "evaluate")):
+        verb_parser = sub.add_parser(verb, help=f"{verb} an experiment: " + ", ".join(EXPERIMENTS))
+        experiments = verb_parser.add_subparsers(dest="experiment", required=True)
+        for name, (_, description) in EXPERIMENTS.items():
+            p = experiments.add_parser(name, help=description)
+            try:
+                module = _experiment(name)
+            except ImportError as e:  # an optional dependency is missing: say so when it is used
+                p.set_defaults(func=lambda args, e=e: _unavailable(e))
+                continue
+            getattr(module, adder)(p)
+            p.set_defaults(func=getattr(module, runner))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except FileNotFoundError as e:  # missing data: the loaders say how to obtain it
+        print(f"matbackprop: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

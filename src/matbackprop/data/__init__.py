@@ -1,0 +1,1 @@
+from .bsds500 import BSDS500

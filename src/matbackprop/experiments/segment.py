@@ -74,7 +74,7 @@ def segment_embedding(
     levels = []
     for c in cluster_counts:
         c = min(int(c), len(rows))
-        centres = kmeans(rows, c, seed=seed)
+        centres = kmeans(rows, c, restarts=1, seed=seed)
         # Rows are unit vectors: the nearest centre is the one with the largest 2 x.c - |c|^2.
         labels = (2.0 * fine @ centres.T - (centres * centres).sum(1)).argmax(1).reshape(out_size)
         levels.append(labels.numpy().astype(np.int32) + 1)

@@ -22,10 +22,11 @@ class CSVLogger:
         self._writer = None
         if tensorboard_dir is not None:
             try:
+                import tensorboard  # noqa: F401  (optional; torch's writer needs it)
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(str(tensorboard_dir))
-            except Exception:  # tensorboard is optional
+            except ImportError:  # tensorboard is optional
                 self._writer = None
 
     def log(self, row: dict[str, Any], step: int | None = None) -> None:

@@ -57,7 +57,9 @@ def fit(
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pt"
-    log = CSVLogger(out / "train_log.csv")
+    if not config.resume:  # a fresh run starts a fresh log (a resumed one keeps appending)
+        (out / "train_log.csv").unlink(missing_ok=True)
+    log = CSVLogger(out / "train_log.csv", tensorboard_dir=out / "tensorboard")
     start_epoch = 0
     torch.manual_seed(config.seed)
     if config.resume and ckpt.exists():
