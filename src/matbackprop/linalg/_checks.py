@@ -7,6 +7,8 @@ public functions take ``check=False`` to skip them inside tight loops.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
@@ -82,7 +84,7 @@ def check_finite_symmetric(X: torch.Tensor, name: str) -> None:
         # Most inputs are exactly symmetric (products A A^T, our own outputs): one comparison pass
         # and a sum (finite unless an entry is not, or the sum overflows) clear them; host syncs
         # are free on the CPU, so two of them cost nothing.
-        if torch.equal(X, X.transpose(-2, -1)) and bool(torch.isfinite(X.sum())):
+        if torch.equal(X, X.transpose(-2, -1)) and math.isfinite(X.detach().sum()):
             return
     asym = (X - X.transpose(-2, -1)).abs().amax(dim=(-2, -1))
     scale = X.abs().amax(dim=(-2, -1))

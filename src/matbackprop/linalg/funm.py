@@ -187,7 +187,9 @@ class _SpectralApply(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gY):
         X, L, Q = ctx.saved_tensors
-        return _FrechetDerivative.apply(X, gY, L, Q, ctx.spec), None, None, None
+        if torch.is_grad_enabled():  # create_graph: record the derivative itself for a double backward
+            return _FrechetDerivative.apply(X, gY, L, Q, ctx.spec), None, None, None
+        return _frechet(Q, loewner_matrix(ctx.spec, L), gY), None, None, None
 
 
 class _FrechetDerivative(torch.autograd.Function):
@@ -294,13 +296,15 @@ def _safe(x: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
 
 
 def _log_dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # log(hi) - log(lo) = log1p(x) with x = (hi - lo) / lo >= 0: log1p is well conditioned on [0, inf)
-    # and hi - lo is exact for near ties (Sterbenz), so f[a, b] = g(x) / lo with g(x) = log1p(x) / x is
-    # accurate at every ratio of eigenvalues. |g'| <= 1/2 and g(0) = 1, so shifting x by eps/4 moves
-    # f[a, b] by at most eps/8 relative, and spares ties (x = 0) a pass of their own.
-    lo = torch.minimum(a, b)
-    shift = torch.full((), torch.finfo(lo.dtype).eps / 4, dtype=lo.dtype, device=lo.device)
-    x = torch.addcdiv(shift, (a - b).abs_(), lo)
+    # log(hi) - log(lo) = log1p(x) with x = hi / lo - 1 >= 0, and f[a, b] = g(x) / lo with
+    # g(x) = log1p(x) / x. g is well conditioned (|x g'(x) / g(x)| <= 1/2, and |g'| <= 1/2 near 0), so
+    # the rounding of hi / lo, an absolute error of eps (1 + x), costs only eps relative: one formula
+    # is accurate at every ratio of eigenvalues. Shifting x by eps/2 (1 - eps/2 is exact, and so is
+    # hi / lo - (1 - eps/2) for hi / lo < 2) moves f[a, b] by at most eps/4 relative and spares ties
+    # a pass of their own: there x = eps/2, log1p(x) rounds to x, and f[a, a] = 1 / a exactly.
+    hi, lo = _ordered(a, b)
+    eps = torch.finfo(lo.dtype).eps
+    x = torch.addcdiv(torch.full((), eps / 2 - 1.0, dtype=lo.dtype, device=lo.device), hi, lo)
     return torch.log1p(x).div_(x).div_(lo)
 
 
