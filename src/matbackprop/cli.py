@@ -53,11 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data.errors import CorruptFileError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileNotFoundError as e:  # missing data: the loaders say how to obtain it
         print(f"matbackprop: {e}", file=sys.stderr)
+        return 2
+    except CorruptFileError as e:  # the message names the file; no reader traceback needed
+        hint = " (pass --skip-corrupt to leave such samples out)" if hasattr(args, "skip_corrupt") else ""
+        print(f"matbackprop: {e}{hint}", file=sys.stderr)
         return 2
 
 

@@ -104,3 +104,18 @@ def test_real_splits():
     for s, b in zip(item["segmentations"], item["boundaries"]):
         assert s.shape == (h, w) and b.shape == (h, w)
         assert s.min() >= 1 and set(np.unique(b)) <= {0, 1}
+
+
+def test_corrupt_files_raise_corrupt_file_error_with_the_path(fake_root):
+    from matbackprop.data import CorruptFileError
+
+    gt = fake_root / "BSDS500" / "groundTruth" / "train" / "train0.mat"
+    gt.write_bytes(gt.read_bytes()[:100])  # truncated .mat
+    with pytest.raises(CorruptFileError, match="train0.mat") as e:
+        BSDS500(fake_root, "train")[0]
+    assert e.value.path == gt
+    image = fake_root / "BSDS500" / "images" / "train" / "train1.jpg"
+    image.write_bytes(image.read_bytes()[:200])  # truncated JPEG
+    with pytest.raises(CorruptFileError, match="train1.jpg") as e:
+        BSDS500(fake_root, "train")[1]
+    assert e.value.path == image

@@ -210,3 +210,19 @@ def test_default_root_is_relative(monkeypatch):
     monkeypatch.chdir(PROJECT_ROOT)
     ds = MSRCRegions(split="test")
     assert len(ds) > 0 and not Path(ds.root).is_absolute()
+
+
+def test_corrupt_files_raise_corrupt_file_error_with_the_path(tiny_root):
+    from matbackprop.data import CorruptFileError
+
+    root, split_file = tiny_root
+    image = root / "images" / "1_1_s.png"
+    image.write_bytes(image.read_bytes()[:40])  # truncated PNG
+    with pytest.raises(CorruptFileError, match="1_1_s.png") as e:
+        MSRCRegions(root, "train", split_file=split_file)[0]
+    assert e.value.path == image
+    labels = root / "instances" / "1_2_s.png"
+    _write_png(labels, np.zeros((4, 6, 3), dtype=np.uint8))  # an RGB label map: wrong format
+    with pytest.raises(CorruptFileError, match="1_2_s.png") as e:
+        MSRCRegions(root, "test", split_file=split_file)[0]
+    assert e.value.path == labels

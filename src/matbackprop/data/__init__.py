@@ -1,1 +1,2 @@
 from .bsds500 import BSDS500
+from .errors import CorruptFileError

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CorruptFileError
+
 __all__ = ["BSDS500", "SPLITS", "load_ground_truth", "load_image"]
 
 #: Number of images of each split in the official release.
@@ -47,8 +49,8 @@ def load_ground_truth(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarr
 
     Raises
     ------
-    FileNotFoundError if the file is missing; ValueError naming the file if it
-    cannot be read or lacks the expected fields.
+    FileNotFoundError if the file is missing; :class:`CorruptFileError` (a
+    ValueError) naming the file if it cannot be read or lacks the expected fields.
     """
     from scipy.io import loadmat  # deferred: scipy is only needed here
 
@@ -67,14 +69,14 @@ def load_ground_truth(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarr
             segs.append(seg)
             bdrys.append(bdry)
     except Exception as exc:  # scipy raises several kinds on corrupt files
-        raise ValueError(f"corrupt or unexpected BSDS500 ground-truth file {p}: {exc}") from exc
+        raise CorruptFileError(p, f"corrupt or unexpected BSDS500 ground-truth file {p}: {exc}") from exc
     if not segs:
-        raise ValueError(f"BSDS500 ground-truth file {p} has no annotations")
+        raise CorruptFileError(p, f"BSDS500 ground-truth file {p} has no annotations")
     return segs, bdrys
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an RGB image as a (H, W, 3) uint8 array, naming the file on failure."""
+    """Read an RGB image as a (H, W, 3) uint8 array; :class:`CorruptFileError` names a bad file."""
     from PIL import Image  # deferred: pillow is only needed here
 
     p = Path(path)
@@ -84,7 +86,7 @@ def load_image(path: str | Path) -> np.ndarray:
         with Image.open(p) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except Exception as exc:
-        raise ValueError(f"corrupt or unreadable BSDS500 image {p}: {exc}") from exc
+        raise CorruptFileError(p, f"corrupt or unreadable BSDS500 image {p}: {exc}") from exc
 
 
 class BSDS500:
@@ -133,7 +135,8 @@ class BSDS500:
         segs, bdrys = load_ground_truth(self.gt_dir / f"{iid}.mat")
         image = load_image(self.image_dir / f"{iid}.jpg")
         if image.shape[:2] != segs[0].shape:
-            raise ValueError(
+            raise CorruptFileError(
+                self.gt_dir / f"{iid}.mat",
                 f"image {self.image_dir / (iid + '.jpg')} has size {image.shape[:2]}, "
                 f"its ground truth {segs[0].shape}"
             )

@@ -24,7 +24,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import CorruptFileError
+
 __all__ = [
+    "CorruptFileError",
     "MSRC_ALL_CLASSES",
     "MSRC_CLASSES",
     "MSRC_DROPPED_CLASSES",
@@ -140,16 +143,17 @@ def load_labels(root: str | Path = DEFAULT_ROOT) -> dict[str, list[int]]:
         with open(path, "r", encoding="utf-8") as f:
             labels = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"corrupt MSRC-v2 labels file {path}: {e}") from e
+        raise CorruptFileError(path, f"corrupt MSRC-v2 labels file {path}: {e}") from e
     if not isinstance(labels, dict):
-        raise ValueError(f"corrupt MSRC-v2 labels file {path}: expected a JSON object")
+        raise CorruptFileError(path, f"corrupt MSRC-v2 labels file {path}: expected a JSON object")
     n_classes = len(MSRC_ALL_CLASSES)
     for name, cls in labels.items():
         if not (
             isinstance(cls, list)
             and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= n_classes for c in cls)
         ):
-            raise ValueError(
+            raise CorruptFileError(
+                path,
                 f"corrupt MSRC-v2 labels file {path}: entry {name!r} must be a list of class ids "
                 f"in 1..{n_classes}"
             )
@@ -170,7 +174,7 @@ def _read_png(path: Path, mode: str) -> np.ndarray:
                 raise ValueError(f"expected an 8-bit single-channel region-id map, got mode {im.mode}")
             arr = np.array(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"corrupt MSRC-v2 file {path}: {e}") from e
+        raise CorruptFileError(path, f"corrupt MSRC-v2 file {path}: {e}") from e
     return arr
 
 
@@ -237,7 +241,8 @@ class MSRCRegions:
         image = _read_png(image_path, "RGB")
         inst = _read_png(inst_path, "L")
         if inst.shape != image.shape[:2]:
-            raise ValueError(
+            raise CorruptFileError(
+                inst_path,
                 f"corrupt MSRC-v2 file {inst_path}: region map {inst.shape} does not match "
                 f"image {image.shape[:2]} of {image_path}"
             )
@@ -247,7 +252,8 @@ class MSRCRegions:
         masks = inst[None, :, :] == region_ids.astype(np.uint8)[:, None, None]
         empty = ~masks.reshape(len(region_ids), -1).any(axis=1)
         if empty.any():
-            raise ValueError(
+            raise CorruptFileError(
+                inst_path,
                 f"corrupt MSRC-v2 file {inst_path}: labelled region ids {region_ids[empty].tolist()} "
                 "do not occur in the region map"
             )

@@ -35,6 +35,7 @@ DEFAULT_DATA = "../shared/bsds500"
 DEFAULT_OUT = "runs/ncuts"
 BACKBONE_STRIDES = (4, 8, 16, 32)
 QUICK_TRAIN_IMAGES, QUICK_TEST_IMAGES = 40, 20
+_SKIPPED = "_skipped_corrupt"  # key of the feature cache listing the files left out as corrupt
 
 
 def _dataset(root: str, split: str):
@@ -48,23 +49,42 @@ def _dataset(root: str, split: str):
 
 
 @torch.no_grad()
-def load_features(root: str, split: str, cache_dir: Path, limit: int | None = None) -> dict[str, list[torch.Tensor]]:
-    """Backbone maps per image id (float16, at their native strides), computed once and cached."""
+def load_features(root: str, split: str, cache_dir: Path, limit: int | None = None, skip_corrupt: bool = False,
+                  skipped: list[str] | None = None) -> dict[str, list[torch.Tensor]]:
+    """Backbone maps per image id (float16, at their native strides), computed once and cached.
+
+    A corrupt image or ground-truth file raises :class:`~matbackprop.data.CorruptFileError` naming it;
+    with ``skip_corrupt`` the image is left out and ``"<file>: <reason>"`` appended to ``skipped``
+    (also when the cache built by an earlier such run is read back).
+    """
+    from ..data import CorruptFileError
     from ..models.backbone import efficientnet_lite0, preprocess
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"features_{split}{'' if limit is None else f'_{limit}'}.pt"
     if path.exists():
-        return load_checkpoint(path)
-    data = _dataset(root, split)
-    backbone = efficientnet_lite0(pretrained=True)
-    ids = data.ids if limit is None else data.ids[:limit]
-    out = {}
-    for i in tqdm(range(len(ids)), desc=f"backbone features ({split})", unit="image"):
-        item = data[i]
-        maps = backbone(preprocess(item["image"]).unsqueeze(0))
-        out[item["id"]] = [m[0].half() for m in maps]
-    save_checkpoint(path, out)
+        out = load_checkpoint(path)
+    else:
+        data = _dataset(root, split)
+        backbone = efficientnet_lite0(pretrained=True)
+        ids = data.ids if limit is None else data.ids[:limit]
+        out = {}
+        bad = []
+        for i in tqdm(range(len(ids)), desc=f"backbone features ({split})", unit="image"):
+            try:
+                item = data[i]
+            except CorruptFileError as e:
+                if not skip_corrupt:
+                    raise
+                bad.append(f"{e.path}: {e}")
+                continue
+            maps = backbone(preprocess(item["image"]).unsqueeze(0))
+            out[item["id"]] = [m[0].half() for m in maps]
+        out[_SKIPPED] = bad  # cached too, so a rerun still reports what is missing
+        save_checkpoint(path, out)
+    bad = out.pop(_SKIPPED, [])
+    if skipped is not None:
+        skipped.extend(bad)
     return out
 
 
@@ -104,30 +124,84 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     parser.add_argument("--quick", action="store_true", help="quick configuration: 40 training images, 4 epochs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_robustness_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="images per step (the loss is their mean); under torchrun the global batch, "
+                             "split across the processes (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="train on the first N images of each split only (smoke tests; overrides --quick's 40)")
 
 
-def _training_set(args) -> tuple[dict, dict]:
+def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
+    """Crash-safety options shared by the training commands (see docs/training.md)."""
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                        help="also checkpoint every STEPS steps inside an epoch, so --resume continues "
+                             "mid-epoch (default: at epoch ends only)")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="leave out samples whose image or annotation file is corrupt (counted in the "
+                             "training log) instead of stopping with an error naming the file")
+    parser.add_argument("--stop-on-nonfinite", action="store_true",
+                        help="stop at the first non-finite loss or gradient (default: skip that step, logged)")
+    parser.add_argument("--max-consecutive-skips", type=int, default=20, metavar="N",
+                        help="stop after N non-finite steps in a row (default: %(default)s)")
+
+
+def corrupt_events(skipped: list[str]) -> list[dict]:
+    """Log rows recording the samples left out by ``--skip-corrupt`` (one summary, one per file)."""
+    if not skipped:
+        return []
+    print(f"skipped {len(skipped)} corrupt file(s) (--skip-corrupt):\n  " + "\n  ".join(skipped))
+    return [{"event": f"skipped {len(skipped)} corrupt file(s)", "corrupt_skipped": len(skipped)}] + [
+        {"event": f"corrupt file skipped: {entry}"} for entry in skipped]
+
+
+def _training_set(args, skipped: list[str]) -> tuple[dict, dict]:
+    from ..data import CorruptFileError
     from ..data.bsds500 import load_ground_truth
 
     splits = ["train", "val"] if args.train_split == "trainval" else ["train"]
-    limit = QUICK_TRAIN_IMAGES if args.quick else None
+    limit = args.limit if getattr(args, "limit", None) else QUICK_TRAIN_IMAGES if args.quick else None
     features, segmentations = {}, {}
     cache = Path(args.out) / "cache"
     for split in splits:
-        split_features = load_features(args.data, split, cache, limit)
+        split_features = load_features(args.data, split, cache, limit, args.skip_corrupt, skipped)
         data = _dataset(args.data, split)
-        for image_id in split_features:
-            segmentations[image_id] = load_ground_truth(data.gt_dir / f"{image_id}.mat")[0]
+        for image_id in list(split_features):
+            try:
+                segmentations[image_id] = load_ground_truth(data.gt_dir / f"{image_id}.mat")[0]
+            except CorruptFileError as e:  # damaged after the feature cache was built
+                if not args.skip_corrupt:
+                    raise
+                skipped.append(f"{e.path}: {e}")
+                del split_features[image_id]
         features.update(split_features)
     return features, segmentations
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train DeepNCuts for one seed; the model lands in ``<out>/seed<seed>/``."""
+    """Train DeepNCuts for one seed; the model lands in ``<out>/seed<seed>/``.
+
+    Under ``torchrun`` every process runs this; rank 0 builds the feature cache first and alone writes
+    the log, the checkpoints and ``model.pt``.
+    """
+    from ..train import distributed
+
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    features, segmentations = _training_set(args)
+    ctx = distributed.init()
+    try:
+        skipped: list[str] = []
+        with distributed.main_first(ctx):  # one process computes the backbone features, the others read them
+            features, segmentations = _training_set(args, skipped)
+        if not features:
+            raise RuntimeError(f"no usable training images under {args.data}")
+        return _train(args, ctx, features, segmentations, skipped, started)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(args, ctx, features: dict, segmentations: dict, skipped: list[str], started: float) -> int:
     scales = stage_scales(features)
     ids = sorted(features)
     run_dir = Path(args.out) / f"seed{args.seed}"
@@ -136,11 +210,14 @@ def train(args: argparse.Namespace) -> int:
     model = DeepNCuts(in_channels, k=args.k)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     epochs = min(args.epochs, 4) if args.quick else args.epochs
+    if ctx.enabled and args.batch_size < ctx.world_size and ctx.is_main:
+        print(f"warning: --batch-size {args.batch_size} < {ctx.world_size} processes: some processes only "
+              "repeat a sample with weight 0 each step; raise --batch-size to use them")
 
     target = BACKBONE_STRIDES.index(args.grid_stride)
     fused_cache = {i: fuse_scales([m.unsqueeze(0) for m in features[i]], scales, target).half() for i in ids}
 
-    def batches(gen: torch.Generator):
+    def samples(gen: torch.Generator):
         for index in torch.randperm(len(ids), generator=gen).tolist():
             image_id = ids[index]
             fused = fused_cache[image_id].float()
@@ -151,13 +228,29 @@ def train(args: argparse.Namespace) -> int:
                 fused, labels = fused.flip(-1), labels.flip(-1)
             yield fused, labels.reshape(1, -1)
 
-    def step(batch) -> torch.Tensor:
-        fused, labels = batch
-        return projector_loss(model(fused), labels).mean()
+    def batches(gen: torch.Generator):
+        # A batch is a list: portrait and landscape images have different grids, so they cannot be stacked.
+        batch = []
+        for sample in samples(gen):
+            batch.append(sample)
+            if len(batch) == args.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
-    config = TrainConfig(epochs=epochs, out_dir=run_dir, seed=args.seed, resume=args.resume, desc=f"DeepNCuts seed {args.seed}",
-                         max_grad_norm=10.0)
+    def step(batch, net) -> torch.Tensor:
+        # The mean over the batch's images; under torchrun, over this process's share (see fit).
+        return torch.stack([projector_loss(net(fused), labels).mean() for fused, labels in batch]).mean()
+
+    config = TrainConfig(epochs=epochs, out_dir=run_dir, seed=args.seed, resume=args.resume,
+                         desc=f"DeepNCuts seed {args.seed}", max_grad_norm=10.0,
+                         checkpoint_every=args.checkpoint_every, skip_nonfinite=not args.stop_on_nonfinite,
+                         max_consecutive_skips=args.max_consecutive_skips,
+                         log_events=corrupt_events(skipped) if ctx.is_main else [])
     fit(model, optimizer, step, batches, config)
+    if not ctx.is_main:
+        return 0
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict(), "in_channels": in_channels, "k": args.k,
                                             "scales": scales, "train_split": args.train_split,
                                             "grid_stride": args.grid_stride})

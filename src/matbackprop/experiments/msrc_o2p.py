@@ -46,7 +46,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models.deepo2p import MODEL_KINDS, RegionClassifier, build_region_classifier
-from ..train import CSVLogger, TrainConfig, fit, load_checkpoint, save_checkpoint
+from ..train import CSVLogger, TrainConfig, distributed, fit, load_checkpoint, save_checkpoint
 
 __all__ = [
     "add_train_arguments",
@@ -423,32 +423,56 @@ def _log_totals(path: Path) -> dict[str, Any]:
 
 
 def train_one(args: argparse.Namespace, backbone: nn.Module | None = None) -> dict[str, Any]:
-    """Train one configuration, evaluate it and write ``metrics.json``; returns the metrics."""
+    """Train one configuration, evaluate it and write ``metrics.json``; returns the metrics (``{}`` on
+    the ranks other than 0 under torchrun)."""
+    torch.set_num_threads(args.threads)
+    ctx = distributed.init()  # under torchrun: rank 0 prepares the run directory and the caches first
+    try:
+        return _train_one(args, backbone, ctx)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _shard(batch: tuple[torch.Tensor, ...], rank: int, world_size: int) -> tuple[tuple[torch.Tensor, ...], float]:
+    """This rank's images of a collated batch, with its share of the regions (the loss is a mean over
+    regions); a rank left without images repeats the first one with weight 0 (see ``fit``)."""
+    x, masks, index, labels = batch
+    lo, hi = distributed.shard_bounds(len(x), rank, world_size)
+    weight_zero = hi == lo
+    if weight_zero:
+        lo, hi = 0, 1
+    keep = (index >= lo) & (index < hi)
+    share = 0.0 if weight_zero else int(keep.sum()) / len(index)
+    return (x[lo:hi], masks[keep], index[keep] - lo, labels[keep]), share
+
+
+def _train_one(args: argparse.Namespace, backbone: nn.Module | None, ctx: distributed.DistContext) -> dict[str, Any]:
     from ..data.msrc import MSRC_CLASSES
 
-    torch.set_num_threads(args.threads)
     backbone = backbone if backbone is not None else _backbone()
     epochs = _epochs(args)
     run_dir = _run_dir(args)
-    if not args.resume and run_dir.exists():
-        shutil.rmtree(run_dir)  # a fresh run: the old log would otherwise be appended to
-    run_dir.mkdir(parents=True, exist_ok=True)
-    spec = MODEL_KINDS[args.model]
-    cut = FEATURE_END - (args.trainable_blocks if spec["end_to_end"] else 0)
-    train_cache, test_cache = feature_cache(args, "train", cut, backbone), feature_cache(args, "test", cut, backbone)
+    with distributed.main_first(ctx):
+        if ctx.is_main and not args.resume and run_dir.exists():
+            shutil.rmtree(run_dir)  # a fresh run: the old log would otherwise be appended to
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = MODEL_KINDS[args.model]
+        cut = FEATURE_END - (args.trainable_blocks if spec["end_to_end"] else 0)
+        train_cache, test_cache = feature_cache(args, "train", cut, backbone), feature_cache(args, "test", cut, backbone)
+        frozen = train_cache if cut == FEATURE_END else feature_cache(args, "train", FEATURE_END, backbone)
     fit_cache, fit_images, eval_cache, eval_images = _splits(args, train_cache, test_cache)
-    frozen = train_cache if cut == FEATURE_END else feature_cache(args, "train", FEATURE_END, backbone)
     pca = pca_projection(frozen["feats"][fit_images], args.channels)
     model = _build(args, backbone, pca)
     optimizer = _optimizer(model, args)
     _set_cosine_lr(optimizer, 0, epochs)
-    (run_dir / "config.json").write_text(json.dumps(_config(args), indent=2))
+    if ctx.is_main:
+        (run_dir / "config.json").write_text(json.dumps(_config(args), indent=2))
 
     counts = {"correct": 0, "total": 0}
 
-    def step(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def step(batch: tuple[torch.Tensor, ...], net: nn.Module) -> torch.Tensor:
         x, masks, index, labels = batch
-        logits = model(x, masks, index)
+        logits = net(x, masks, index)  # through net: under torchrun it is the DDP wrapper
         counts["correct"] += int((logits.argmax(1) == labels).sum())
         counts["total"] += len(labels)
         return nnf.cross_entropy(logits, labels)
@@ -468,7 +492,9 @@ def train_one(args: argparse.Namespace, backbone: nn.Module | None = None) -> di
     desc = f"{_args_name(args)} seed {args.seed}"
     fit(model, optimizer, step, _batches(fit_cache, fit_images, args.batch_size, augment=True),
         TrainConfig(epochs=epochs, out_dir=run_dir, seed=args.seed, resume=args.resume, desc=desc),
-        on_epoch_end)
+        on_epoch_end, shard=_shard)
+    if not ctx.is_main:
+        return {}
     model.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["model"])
     pred, true = predict(model, eval_cache, eval_images)
     metrics = region_metrics(pred, true, len(MSRC_CLASSES))

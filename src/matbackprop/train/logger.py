@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["CSVLogger"]
 
@@ -47,6 +48,23 @@ class CSVLogger:
             for k, v in row.items():
                 if isinstance(v, (int, float)):
                     self._writer.add_scalar(k, v, step)
+
+    def keep_only(self, keep: Callable[[dict[str, str]], bool]) -> int:
+        """Drop the rows for which ``keep`` is false (atomically); returns how many were dropped.
+
+        A resumed run uses it to forget what the killed run logged after its last checkpoint, since
+        that part is trained (and logged) again.
+        """
+        rows = self.read()
+        kept = [r for r in rows if keep(r)]
+        if len(kept) < len(rows):
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self._fields)
+                w.writeheader()
+                w.writerows(kept)
+            os.replace(tmp, self.path)
+        return len(rows) - len(kept)
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():
