@@ -100,3 +100,22 @@ def test_float32():
     L, Q = mb.eigh(X)
     (L.sum() + (Q * Q).sum()).backward()
     assert L.dtype == torch.float32 and X.grad.dtype == torch.float32
+
+
+def test_tied_pairs_clusters_transitively():
+    """Neighbouring gaps inside the tolerance chain into one cluster even when the ends are further
+    apart than the tolerance; a gap beyond it starts a new cluster (ascending and descending)."""
+    from matbackprop.linalg._common import tie_tolerance, tied_pairs
+
+    tol = float(tie_tolerance(torch.tensor([1.0] * 5, dtype=torch.float64)))
+    step = 0.6 * tol
+    L = torch.tensor([0.5, 1.0, 1.0 + step, 1.0 + 2 * step, 1.0 + 3 * step], dtype=torch.float64)
+    assert 3 * step > tol  # the ends of the cluster are further apart than the tolerance
+    tied = tied_pairs(L)
+    expected = torch.zeros(5, 5, dtype=torch.bool)
+    expected[0, 0] = True
+    expected[1:, 1:] = True
+    assert torch.equal(tied, expected)
+    assert torch.equal(tied_pairs(L.flip(-1)), expected.flip(0, 1))
+    assert tied_pairs(torch.empty(0, dtype=torch.float64)).shape == (0, 0)
+    assert torch.equal(tied_pairs(torch.ones(3, 1)), torch.ones(3, 1, 1, dtype=torch.bool))

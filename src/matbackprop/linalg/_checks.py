@@ -110,12 +110,15 @@ def check_symmetric(X: torch.Tensor, name: str) -> None:
 
 
 def check_eigenvalues(L: torch.Tensor, name: str, *, strict: bool, requirement: str) -> None:
-    """Require eigenvalues ``L (..., n)`` to be positive (``strict``) or non-negative up to rounding."""
+    """Require eigenvalues ``L (..., n)`` to be positive (``strict``: above ``eps max|L|``, i.e. not
+    numerically singular) or non-negative up to rounding (``-n eps max|L|``)."""
     if L.numel() == 0:
         return
     lmin = L.amin(-1)
     if strict:
-        bad = lmin <= 0
+        # An exactly singular matrix's zero eigenvalue comes out as +-eps |L|_max: indistinguishable
+        # from a positive one at this precision, so anything up to that is numerically singular.
+        bad = lmin <= torch.finfo(L.dtype).eps * L.abs().amax(-1)
     else:
         # Rounding makes the zero eigenvalues of a PSD matrix come out as -n eps |L|_max.
         tol = L.shape[-1] * torch.finfo(L.dtype).eps * L.abs().amax(-1)

@@ -7,12 +7,13 @@ diagonal,
 
     dL/dX = sym( Q (Kt^T o (Q^T dL/dQ) + diag(dL/dL)) Q^T ).
 
-Couplings of tied eigenvalues (gap below :func:`~matbackprop.linalg._common.tie_tolerance`) are set to
-zero. This is exact whenever the loss sees eigenvectors only through whole eigenspaces (projectors onto
-eigenspaces, eigenvalues): then ``Q^T dL/dQ`` is symmetric inside each eigenspace, and the antisymmetric
-coupling contributes nothing there. Losses that depend on individual eigenvectors of a repeated
-eigenvalue have no derivative at all; smooth spectral functions should use :func:`funm`, whose
-Daleckii-Krein backward is exact at ties.
+Couplings of tied eigenvalues (clusters of eigenvalues whose neighbouring gaps are below
+:func:`~matbackprop.linalg._common.tie_tolerance`, see :func:`~matbackprop.linalg._common.tied_pairs`)
+are set to zero. This is exact whenever the loss sees eigenvectors only through whole eigenspaces
+(projectors onto eigenspaces, eigenvalues): then ``Q^T dL/dQ`` is symmetric inside each eigenspace,
+and the antisymmetric coupling contributes nothing there. Losses that depend on individual
+eigenvectors of a repeated eigenvalue have no derivative at all; smooth spectral functions should use
+:func:`funm`, whose Daleckii-Krein backward is exact at ties.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_finite_symmetric, check_square, spectral_dtype
-from ._common import no_autocast, sym, tie_tolerance
+from ._common import no_autocast, sym, tied_pairs
 
 __all__ = ["eigh", "eigh_backward"]
 
@@ -32,7 +33,7 @@ def eigh_backward(L: torch.Tensor, Q: torch.Tensor, gL: torch.Tensor | None, gQ:
             return torch.zeros_like(Q)
         return (Q * gL.unsqueeze(-2)) @ Q.transpose(-2, -1)
     gap = L.unsqueeze(-2) - L.unsqueeze(-1)  # gap_ij = l_j - l_i, i.e. Kt^T = 1 / gap
-    tied = gap.abs() <= tie_tolerance(L)
+    tied = tied_pairs(L)
     inner = (Q.transpose(-2, -1) @ gQ) / torch.where(tied, torch.ones_like(gap), gap)
     inner = inner.masked_fill(tied, 0.0)
     if gL is not None:

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from ._checks import check_eigenvalues, check_finite_symmetric, check_square, spectral_dtype
+from ._checks import _where, check_eigenvalues, check_finite_symmetric, check_square, spectral_dtype
 from ._common import no_autocast, sym
 
 __all__ = [
@@ -172,7 +172,7 @@ class _SpectralApply(torch.autograd.Function):
     differentiable input (it anchors the graph for the double backward)."""
 
     @staticmethod
-    def forward(X, L, Q, spec):
+    def forward(X, L, Q, spec, zero_eigenvalue_error=None):
         # Exactly symmetric output, so that the next spectral layer's symmetry check takes its fast
         # path; halving f(L) first (exact) makes the symmetrisation a single pass.
         half = (Q * (0.5 * spec.f(L)).unsqueeze(-2)) @ Q.transpose(-2, -1)
@@ -180,16 +180,19 @@ class _SpectralApply(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        X, L, Q, spec = inputs
+        X, L, Q, spec, *error = inputs
         ctx.save_for_backward(X, L, Q)
         ctx.spec = spec
+        ctx.zero_eigenvalue_error = error[0] if error else None
 
     @staticmethod
     def backward(ctx, gY):
+        if ctx.zero_eigenvalue_error is not None:
+            raise ValueError(ctx.zero_eigenvalue_error)
         X, L, Q = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: record the derivative itself for a double backward
-            return _FrechetDerivative.apply(X, gY, L, Q, ctx.spec), None, None, None
-        return _frechet(Q, loewner_matrix(ctx.spec, L), gY), None, None, None
+            return _FrechetDerivative.apply(X, gY, L, Q, ctx.spec), None, None, None, None
+        return _frechet(Q, loewner_matrix(ctx.spec, L), gY), None, None, None, None
 
 
 class _FrechetDerivative(torch.autograd.Function):
@@ -261,7 +264,22 @@ def spectral_apply(X: torch.Tensor, spec: SpectralFunction, *, check: bool = Tru
             if check:
                 check_eigenvalues(L, name, strict=False, requirement="input must be positive semi-definite")
             L = L.clamp_min(0.0)
+            if check and X.requires_grad and _infinite_slope_at_zero(spec):
+                return _SpectralApply.apply(X, L, Q, spec, _zero_eigenvalue_error(L, name))
         return _SpectralApply.apply(X, L, Q, spec)
+
+
+def _infinite_slope_at_zero(spec: SpectralFunction) -> bool:
+    return math.isinf(float(spec.df(torch.zeros((), dtype=torch.float64))))
+
+
+def _zero_eigenvalue_error(L: torch.Tensor, name: str) -> str | None:
+    """The message the backward raises when ``f'`` is infinite at an eigenvalue that is exactly zero."""
+    zero = (L == 0).any(-1)
+    if not bool(zero.any()):
+        return None
+    return (f"{name}: the gradient is infinite at a zero eigenvalue ({_where(zero)}); add a ridge, e.g. X + eps * I, "
+            "or use check=False to get non-finite gradients instead of this error")
 
 
 def funm(
@@ -375,8 +393,9 @@ def logm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:
 def sqrtm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     """Principal square root ``Q sqrt(L) Q^T`` of symmetric positive semi-definite ``X (..., n, n)``.
 
-    The gradient is infinite where an eigenvalue is exactly zero (``sqrt`` has infinite slope at 0);
-    add a ridge ``eps * I`` to rank-deficient input.
+    There is no gradient where an eigenvalue is exactly zero (``sqrt`` has infinite slope at 0): with
+    ``check=True`` the backward then raises ``ValueError``, with ``check=False`` it returns non-finite
+    values. Add a ridge ``eps * I`` to rank-deficient input.
     """
     return spectral_apply(X, SQRT, check=check)
 
@@ -387,11 +406,17 @@ def invsqrtm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:
 
 
 def powm(X: torch.Tensor, p: float, *, check: bool = True) -> torch.Tensor:
-    """Matrix power ``Q L^p Q^T`` of symmetric ``X (..., n, n)`` for real ``p``.
+    """Matrix power ``Q L^p Q^T`` of symmetric ``X (..., n, n)`` for real, finite ``p``.
 
     ``p >= 0`` needs positive semi-definite input, ``p < 0`` positive definite input.
     """
+    _check_finite_parameter(p, "powm", "exponent p")
     return spectral_apply(X, power_function(p), check=check)
+
+
+def _check_finite_parameter(value: float, name: str, what: str) -> None:
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name}: the {what} must be a finite number, got {value!r}")
 
 
 def expm(X: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -404,6 +429,7 @@ def clamp_eigs(X: torch.Tensor, floor: float, *, check: bool = True) -> torch.Te
 
     The derivative of ``max(l, floor)`` is taken as 1 above the floor and 0 at or below it.
     """
+    _check_finite_parameter(floor, "clamp_eigs", "floor")
     floor = float(floor)
 
     def dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

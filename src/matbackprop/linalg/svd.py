@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_finite, check_matrix, spectral_dtype
-from ._common import no_autocast, tie_tolerance
+from ._common import no_autocast, tie_tolerance, tied_pairs
 
 __all__ = ["svd", "svd_backward"]
 
@@ -82,7 +82,7 @@ def svd_backward(
     diff = S.unsqueeze(-2) - S.unsqueeze(-1)  # s_j - s_i
     total = S.unsqueeze(-2) + S.unsqueeze(-1)  # s_j + s_i
     tol = tie_tolerance(S)
-    inv_diff = _safe_reciprocal(2.0 * diff, diff.abs() <= tol)
+    inv_diff = _safe_reciprocal(2.0 * diff, tied_pairs(S))
     inv_total = _safe_reciprocal(2.0 * total, total <= tol)
     zero = S <= max(m, n) * torch.finfo(S.dtype).eps * S.amax(-1, keepdim=True)
     S_inv = _safe_reciprocal(S, zero)

@@ -10,6 +10,11 @@ from ..ops.o2p import triu_vectorize
 from ..ops.spd import bimap, spd_geodesic, spd_karcher_mean, spd_transport
 
 
+def _work_dtype(X: torch.Tensor) -> torch.dtype:
+    """float32 for half-precision input (autocast), else the input's dtype."""
+    return torch.float32 if X.dtype in (torch.float16, torch.bfloat16) else X.dtype
+
+
 class BiMap(nn.Module):
     """``W^T X W`` with ``W (in_size, out_size)`` kept orthonormal (Stiefel) by an orthogonal
     parametrisation; maps SPD ``(..., in_size, in_size)`` to SPD ``(..., out_size, out_size)``."""
@@ -22,7 +27,8 @@ class BiMap(nn.Module):
         parametrizations.orthogonal(self, "weight")
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return bimap(X, self.weight.to(X.dtype))
+        # Half-precision X (autocast) is upcast inside bimap; the weight is never rounded below float32.
+        return bimap(X, self.weight.to(_work_dtype(X)))
 
 
 class ReEig(nn.Module):
@@ -71,6 +77,9 @@ class SPDBatchNorm(nn.Module):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         if X.dim() != 3:
             raise ValueError(f"SPDBatchNorm: expected a batch (N, n, n), got shape {tuple(X.shape)}")
+        # Half-precision input (autocast) is normalised in float32: the running mean and the bias would
+        # otherwise be rounded to bfloat16 and their gradients with them.
+        X = X.to(_work_dtype(X))
         if self.training:
             mean = spd_karcher_mean(X, self.karcher_iters)
             with torch.no_grad():

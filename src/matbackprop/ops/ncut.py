@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from ..linalg._checks import batch_index, check_finite, check_square, check_symmetric
+from ..linalg._checks import batch_index, check_finite, check_square, check_symmetric, spectral_dtype
+from ..linalg._common import no_autocast
 from ..linalg.eigh import eigh
 from ..linalg.svd import svd
 
@@ -49,6 +50,7 @@ def ncut_embedding(
     ``deg = F (F^T 1) + eps * mean(deg)``; ``k <= min(N, d)``. With ``return_eigenvalues`` also returns
     the top-``k`` eigenvalues ``s^2 (..., k)`` of ``D^{-1/2} F F^T D^{-1/2}`` (descending, at most 1).
     Tall ``G`` (``N >= d``) is decomposed through its float64 Gram matrix (``svd(gram=True)``).
+    Half-precision features (e.g. under autocast) are computed in float32 and give a float32 ``Z``.
     """
     if F.dim() < 2:
         raise ValueError(f"ncut_embedding: features must be (..., N, d), got shape {tuple(F.shape)}")
@@ -64,10 +66,14 @@ def ncut_embedding(
                 f"ncut_embedding: features must be non-negative for the linear affinity F F^T{where} "
                 "(apply a ReLU first)"
             )
-    deg = _degree_floor((F @ F.sum(-2, keepdim=True).transpose(-2, -1)).squeeze(-1), eps)  # (..., N)
-    scale = deg.rsqrt().unsqueeze(-1)
-    U, S, _ = svd(scale * F, gram=N >= d, check=False)
-    Z = scale * U[..., :k]
+    # Half-precision features (autocast) are upcast and the degrees formed with autocast off: bfloat16
+    # degrees would perturb the normalised affinity by 1e-2 before the SVD could upcast it.
+    F = spectral_dtype(F)
+    with no_autocast(F):
+        deg = _degree_floor((F @ F.sum(-2, keepdim=True).transpose(-2, -1)).squeeze(-1), eps)  # (..., N)
+        scale = deg.rsqrt().unsqueeze(-1)
+        U, S, _ = svd(scale * F, gram=N >= d, check=False)
+        Z = scale * U[..., :k]
     if return_eigenvalues:
         return Z, S[..., :k] ** 2
     return Z

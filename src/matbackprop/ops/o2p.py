@@ -17,7 +17,7 @@ import math
 import torch
 
 from ..linalg._checks import batch_index
-from ..linalg._common import sym
+from ..linalg._common import no_autocast, sym
 from ..linalg.funm import LOG, SQRT, power_function, spectral_apply
 from ..linalg.gram import gram_spectral_apply
 from ..linalg.newton_schulz import sqrtm_newton_schulz
@@ -102,13 +102,35 @@ def second_order_pooling(
     ``"newton_schulz"`` (only for ``normalization="sqrt"``) uses ``num_iters`` GEMM-only iterations.
     ``spectral_dtype=torch.float64`` runs the pooling and the spectral step in double precision
     inside a float32 network (the result is cast back to the features' dtype). ``p`` is the exponent of ``normalization="power"``.
+    Half-precision features (e.g. under ``torch.autocast``) are pooled and normalised in float32, with
+    autocast off, and the result is float32, like the spectral functions of :mod:`matbackprop.linalg`.
     """
     _check_inputs(features, masks, normalization, route)
     if output not in ("matrix", "triu"):
         raise ValueError(f"second_order_pooling: output must be 'matrix' or 'triu', got {output!r}")
+    with no_autocast(features):
+        # Autocast would run the pooling products in bfloat16/float16: eigenvalues quantised to 3 digits
+        # and a ridge eps below their resolution, before the spectral step could upcast.
+        return _second_order_pooling(features, masks, eps, normalization, p, route, centered, output, spectral_dtype,
+                                     num_iters)
+
+
+def _second_order_pooling(
+    features: torch.Tensor,
+    masks: torch.Tensor | None,
+    eps: float,
+    normalization: str,
+    p: float,
+    route: str,
+    centered: bool,
+    output: str,
+    spectral_dtype: torch.dtype | None,
+    num_iters: int,
+) -> torch.Tensor:
     B, C, H, W = features.shape
-    out_dtype = features.dtype
-    work_dtype = spectral_dtype or features.dtype
+    half = features.dtype in (torch.float16, torch.bfloat16)
+    out_dtype = torch.float32 if half else features.dtype
+    work_dtype = spectral_dtype or out_dtype
     # The whole pooling runs in the spectral dtype: pooled in float32, large features can already lose
     # positive definiteness before a float64 spectral step would see them.
     F = features.to(work_dtype).reshape(B, 1, C, H * W)  # (B, 1, C, P)

@@ -3,9 +3,11 @@ Riemannian batch-normalisation transport (Huang & Van Gool, AAAI 2017; Brooks et
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from ..linalg._common import sym
+from ..linalg._common import no_autocast, sym
 from ..linalg.funm import expm, invsqrtm, logm, powm, sqrtm
 
 __all__ = ["bimap", "spd_geodesic", "spd_karcher_mean", "spd_transport"]
@@ -16,12 +18,23 @@ def bimap(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     column rank (BiMap keeps ``W`` on the Stiefel manifold, ``W^T W = I``)."""
     if W.dim() != 2 or X.shape[-1] != W.shape[0] or X.shape[-2] != W.shape[0]:
         raise ValueError(f"bimap: expected X (..., n, n) and W (n, m), got {tuple(X.shape)} and {tuple(W.shape)}")
-    return sym(W.transpose(-2, -1) @ X @ W)
+    X, W = _upcast(X, W)
+    with no_autocast(X):
+        return sym(W.transpose(-2, -1) @ X @ W)
+
+
+def _upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The operands at their common dtype, at least float32: SPD products in bfloat16/float16 (autocast)
+    lose definiteness long before the spectral layers could upcast them."""
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors), torch.float32)
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def _congruence(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """``A X A`` for symmetric ``A``, symmetrised against rounding."""
-    return sym(A @ X @ A)
+    """``A X A`` for symmetric ``A``, symmetrised against rounding, in float32 or better with autocast off."""
+    A, X = _upcast(A, X)
+    with no_autocast(X):
+        return sym(A @ X @ A)
 
 
 def spd_geodesic(A: torch.Tensor, B: torch.Tensor, t: float) -> torch.Tensor:
@@ -36,9 +49,12 @@ def spd_karcher_mean(X: torch.Tensor, num_iters: int = 1, dim: int = 0) -> torch
 
     Starts from the arithmetic mean and takes ``num_iters`` Riemannian gradient steps
     ``G <- G^(1/2) expm(mean_i logm(G^(-1/2) X_i G^(-1/2))) G^(1/2)``; one step is the usual choice
-    inside a network (Brooks et al. 2019). Differentiable with respect to ``X``.
+    inside a network (Brooks et al. 2019). Differentiable with respect to ``X``. Half-precision input
+    is computed in float32 (all functions of this module).
     """
-    G = X.mean(dim=dim)
+    (X,) = _upcast(X)
+    with no_autocast(X):
+        G = X.mean(dim=dim)
     for _ in range(num_iters):
         root, inv_root = sqrtm(G), invsqrtm(G)
         tangent = sym(logm(_congruence(inv_root.unsqueeze(dim), X)).mean(dim=dim))
