@@ -99,3 +99,23 @@ def test_svd_checks():
 def test_integer_input_is_rejected():
     with pytest.raises(ValueError, match="floating-point"):
         mb.logm(torch.eye(3, dtype=torch.int64))
+
+
+def test_large_symmetric_check_scans_slabs_and_still_finds_asymmetry():
+    """a 600 x 600 float64 matrix (2.9 MB) is compared with X^T slab by slab: an exactly symmetric matrix passes, one asymmetric
+    entry in the last slab is found and named, and a non-finite entry is still reported."""
+    from matbackprop.linalg._checks import check_finite_symmetric
+    from matbackprop.linalg._common import use_slabs
+
+    A = torch.randn(2, 600, 600, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    X = A + A.mT
+    assert use_slabs(X)
+    check_finite_symmetric(X, "logm")
+    Y = X.clone()
+    Y[1, 3, 590] += 1.0
+    with pytest.raises(ValueError, match=r"not symmetric at batch index \(1,\)"):
+        check_finite_symmetric(Y, "logm")
+    Z = X.clone()
+    Z[0, 7, 7] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_finite_symmetric(Z, "logm")

@@ -284,3 +284,25 @@ def test_sqrtm_backward_at_a_zero_eigenvalue_raises_instead_of_nan():
     assert torch.isfinite(g[0]).all() and not torch.isfinite(g[1]).all()
     (g2,) = torch.autograd.grad(mb.powm(X, 2.0).sum(), X)  # finite slope at 0: no error
     assert torch.isfinite(g2).all()
+
+
+def test_large_matrices_take_the_slab_path_and_agree_with_plain_autograd():
+    """float64 matrices from 512 x 512 (2 MB) sum A + A^T in column slabs (a cache optimisation): the result must be the same
+    exactly symmetric sum, and logm's output and gradient must match plain autograd through eigh."""
+    from matbackprop.linalg._common import add_transpose, use_slabs
+
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(2, 600, 600, dtype=torch.float64, generator=g)
+    assert use_slabs(A) and use_slabs(A[0, :530, :530]) and not use_slabs(A[0, :500, :500].float())
+    assert torch.equal(add_transpose(A), A + A.mT)
+    X = random_spd(530, generator=g).requires_grad_(True)
+    G = torch.randn(530, 530, dtype=torch.float64, generator=g)
+    Y = mb.logm(X)
+    assert torch.equal(Y, Y.mT)
+    (gX,) = torch.autograd.grad(Y, X, G)
+    L, Q = torch.linalg.eigh(X.detach())
+    X2 = X.detach().clone().requires_grad_(True)
+    L2, Q2 = torch.linalg.eigh(X2)
+    (g_ref,) = torch.autograd.grad((Q2 * L2.log().unsqueeze(-2)) @ Q2.mT, X2, G)
+    assert torch.allclose(Y, (Q * L.log().unsqueeze(-2)) @ Q.mT, atol=1e-12)
+    assert torch.allclose(gX, sym(g_ref), atol=1e-9 * float(g_ref.abs().max()))

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from ._checks import _where, check_eigenvalues, check_finite_symmetric, check_square, spectral_dtype
-from ._common import no_autocast, sym
+from ._common import add_transpose, no_autocast, sym
 
 __all__ = [
     "SpectralFunction",
@@ -161,7 +161,7 @@ def _frechet(Q: torch.Tensor, F: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     are the minimum for a dense ``E``.
     """
     V = _to_eigenbasis(Q, E)
-    W = Q @ (V + V.transpose(-2, -1)).mul_(F)
+    W = Q @ add_transpose(V).mul_(F)
     n = Q.shape[-1]
     W3, Q3 = W.reshape(-1, n, n), Q.expand_as(W).reshape(-1, n, n)
     return torch.baddbmm(W3.new_zeros(()), W3, Q3.transpose(-2, -1), beta=0.0, alpha=0.5).reshape(W.shape)
@@ -175,8 +175,7 @@ class _SpectralApply(torch.autograd.Function):
     def forward(X, L, Q, spec, zero_eigenvalue_error=None):
         # Exactly symmetric output, so that the next spectral layer's symmetry check takes its fast
         # path; halving f(L) first (exact) makes the symmetrisation a single pass.
-        half = (Q * (0.5 * spec.f(L)).unsqueeze(-2)) @ Q.transpose(-2, -1)
-        return half + half.transpose(-2, -1)
+        return add_transpose((Q * (0.5 * spec.f(L)).unsqueeze(-2)) @ Q.transpose(-2, -1))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
