@@ -314,9 +314,9 @@ def _safe(x: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
 
 def _log_dd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # log(hi) - log(lo) = log1p(x) with x = hi / lo - 1 >= 0, and f[a, b] = g(x) / lo with
-    # g(x) = log1p(x) / x. g is well conditioned (|x g'(x) / g(x)| <= 1/2, and |g'| <= 1/2 near 0), so
-    # the rounding of hi / lo, an absolute error of eps (1 + x), costs only eps relative: one formula
-    # is accurate at every ratio of eigenvalues. Shifting x by eps/2 (1 - eps/2 is exact, and so is
+    # g(x) = log1p(x) / x. g is well conditioned (|x g'(x) / g(x)| <= 1, and |g'| <= 1/2 near 0), so
+    # the rounding of hi / lo, an absolute error of eps (1 + x) / 2, costs about eps relative: one
+    # formula is accurate at every ratio of eigenvalues. Shifting x by eps/2 (1 - eps/2 is exact, and so is
     # hi / lo - (1 - eps/2) for hi / lo < 2) moves f[a, b] by at most eps/4 relative and spares ties
     # a pass of their own: there x = eps/2, log1p(x) rounds to x, and f[a, a] = 1 / a exactly.
     hi, lo = _ordered(a, b)
