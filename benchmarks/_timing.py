@@ -27,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
@@ -68,7 +68,7 @@ def parse_dtypes(text: str) -> list[str]:
 
 def loadavg() -> str:
     try:
-        return "%.2f %.2f %.2f" % os.getloadavg()
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
 
@@ -114,7 +114,11 @@ def single_thread_probe_ms(timeout: float = 60.0) -> float | None:
     try:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--probe"],
-            env=env, capture_output=True, text=True, timeout=timeout, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
         return float(out.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError, OSError):
@@ -245,7 +249,7 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str) -> i
                 events = json.load(fh)["traceEvents"]
         finally:
             os.remove(path)
-    except Exception:  # a profiler quirk must not kill the benchmark
+    except Exception:  # noqa: BLE001 - a profiler quirk must not kill the benchmark
         return None
     mem = [e for e in events if e.get("name") == "[memory]" and e.get("args", {}).get("Device Type", 0) == 0]
     live = peak = 0

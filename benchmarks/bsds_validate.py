@@ -36,13 +36,21 @@ from matbackprop.metrics import (
 
 # Published figures, used when the official test_eval files are absent.
 OFFICIAL_UCM = {
-    "cover_ods": 0.5884, "cover_ois": 0.6468, "cover_best": 0.7441,
-    "pri_ods": 0.8273, "pri_ois": 0.8555,
-    "vi_ods": 1.6896, "vi_ois": 1.4750,
-    "bdry_ods": 0.7263, "bdry_ois": 0.7595, "bdry_ap": 0.7266,
+    "cover_ods": 0.5884,
+    "cover_ois": 0.6468,
+    "cover_best": 0.7441,
+    "pri_ods": 0.8273,
+    "pri_ois": 0.8555,
+    "vi_ods": 1.6896,
+    "vi_ois": 1.4750,
+    "bdry_ods": 0.7263,
+    "bdry_ois": 0.7595,
+    "bdry_ap": 0.7266,
 }
-OFFICIAL_HUMAN = {"test": {"cover": 0.722, "pri": 0.876, "vi": 1.169},
-                  "val": {"cover": 0.728, "pri": 0.867, "vi": 1.161}}
+OFFICIAL_HUMAN = {
+    "test": {"cover": 0.722, "pri": 0.876, "vi": 1.169},
+    "val": {"cover": 0.728, "pri": 0.867, "vi": 1.161},
+}
 REGION_TOL, BOUNDARY_TOL = 0.002, 0.005
 
 
@@ -55,9 +63,16 @@ def read_official(eval_dir: Path) -> dict[str, float]:
     except OSError:
         return dict(OFFICIAL_UCM)
     return {
-        "cover_ods": cov[1], "cover_ois": cov[2], "cover_best": cov[3],
-        "pri_ods": rv[1], "pri_ois": rv[2], "vi_ods": rv[4], "vi_ois": rv[5],
-        "bdry_ods": bd[3], "bdry_ois": bd[6], "bdry_ap": bd[7],
+        "cover_ods": cov[1],
+        "cover_ois": cov[2],
+        "cover_best": cov[3],
+        "pri_ods": rv[1],
+        "pri_ois": rv[2],
+        "vi_ods": rv[4],
+        "vi_ois": rv[5],
+        "bdry_ods": bd[3],
+        "bdry_ois": bd[6],
+        "bdry_ap": bd[7],
     }
 
 
@@ -97,8 +112,9 @@ def score_image(job: tuple[str, str, str, int]):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default="../shared/bsds500",
-                    help="folder holding BSDS500/ and gpb-owt-ucm/ (default: %(default)s)")
+    ap.add_argument(
+        "--root", default="../shared/bsds500", help="folder holding BSDS500/ and gpb-owt-ucm/ (default: %(default)s)"
+    )
     ap.add_argument("--workers", type=int, default=2, help="processes (default: %(default)s)")
     ap.add_argument("--nthresh", type=int, default=99, help="UCM thresholds (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N images")
@@ -109,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ucm_dir = root / "gpb-owt-ucm" / "test"
     for d in (gt_dir, ucm_dir):
         if not d.is_dir():
-            print(f"error: {d} not found; pass --root pointing at the BSDS500 copy "
-                  "that also holds the official gpb-owt-ucm results", file=sys.stderr)
+            print(
+                f"error: {d} not found; pass --root pointing at the BSDS500 copy "
+                "that also holds the official gpb-owt-ucm results",
+                file=sys.stderr,
+            )
             return 2
     ids = sorted(p.stem for p in ucm_dir.glob("*.mat"))[: args.limit]
     jobs = [(str(gt_dir / f"{i}.mat"), str(ucm_dir / f"{i}.mat"), i, args.nthresh) for i in ids]
@@ -119,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(args.workers) as pool:
-        for iid, b, r, h in tqdm(pool.imap_unordered(score_image, jobs), total=len(jobs),
-                                 desc="BSDS500 test", unit="img"):
+        for iid, b, r, h in tqdm(
+            pool.imap_unordered(score_image, jobs), total=len(jobs), desc="BSDS500 test", unit="img"
+        ):
             results[iid] = (b, r, h)
     # the official scripts list images in file-name order
     order = sorted(results)
@@ -133,10 +153,16 @@ def main(argv: list[str] | None = None) -> int:
 
     off = read_official(root / "gpb-owt-ucm" / "test_eval")
     ours = {
-        "cover_ods": rres.cover_ods, "cover_ois": rres.cover_ois, "cover_best": rres.cover_best,
-        "pri_ods": rres.pri_ods, "pri_ois": rres.pri_ois,
-        "vi_ods": rres.vi_ods, "vi_ois": rres.vi_ois,
-        "bdry_ods": bres.ods_f, "bdry_ois": bres.ois_f, "bdry_ap": bres.ap,
+        "cover_ods": rres.cover_ods,
+        "cover_ois": rres.cover_ois,
+        "cover_best": rres.cover_best,
+        "pri_ods": rres.pri_ods,
+        "pri_ois": rres.pri_ois,
+        "vi_ods": rres.vi_ods,
+        "vi_ois": rres.vi_ois,
+        "bdry_ods": bres.ods_f,
+        "bdry_ois": bres.ois_f,
+        "bdry_ap": bres.ap,
     }
     ok = True
     print(f"\ngPb-owt-ucm on BSDS500 test ({len(order)} images, {args.nthresh} thresholds)")
@@ -147,13 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         good = abs(d) <= tol
         ok &= good
         print(f"{k:<12}{v:>10.4f}{off[k]:>10.4f}{d:>+10.4f}  {'ok' if good else 'MISMATCH'}")
-    print(f"(ODS thresholds: covering {rres.cover_threshold:.2f}, PRI {rres.pri_threshold:.2f}, "
-          f"VI {rres.vi_threshold:.2f}, boundary {bres.ods_threshold:.4f})")
+    print(
+        f"(ODS thresholds: covering {rres.cover_threshold:.2f}, PRI {rres.pri_threshold:.2f}, "
+        f"VI {rres.vi_threshold:.2f}, boundary {bres.ods_threshold:.4f})"
+    )
 
     curves = compare_curves(root / "gpb-owt-ucm" / "test_eval", rres, bres)
     if curves:
-        print("largest per-threshold gaps to the official curves: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in curves.items()))
+        print(
+            "largest per-threshold gaps to the official curves: " + ", ".join(f"{k} {v:.4f}" for k, v in curves.items())
+        )
 
     print("\nHuman leave-one-out on BSDS500 test")
     hum = {"cover": hres.cover_ods, "pri": hres.pri_ods, "vi": hres.vi_ods}
@@ -167,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     t = os.times()
     cpu = t.children_user + t.children_system
     # CPU time tells how loaded the machine was: wall ~ cpu / workers when idle
-    print(f"\nwall time: {wall:.1f} s with {args.workers} worker(s) "
-          f"(worker CPU time {cpu:.1f} s)")
+    print(f"\nwall time: {wall:.1f} s with {args.workers} worker(s) (worker CPU time {cpu:.1f} s)")
     return 0 if ok or args.limit else 1
 
 

@@ -31,12 +31,19 @@ def run_suite(examples: int, extra: list[str]) -> tuple[int, dict, float]:
     """Run the fuzz tests; return (pytest status, report, seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "fuzz.json"
-        env = dict(os.environ, MATBACKPROP_FUZZ_PROFILE="thorough", MATBACKPROP_FUZZ_EXAMPLES=str(examples),
-                   MATBACKPROP_FUZZ_REPORT=str(report), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env = dict(
+            os.environ,
+            MATBACKPROP_FUZZ_PROFILE="thorough",
+            MATBACKPROP_FUZZ_EXAMPLES=str(examples),
+            MATBACKPROP_FUZZ_REPORT=str(report),
+            OMP_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+        )
         start = time.perf_counter()
         status = subprocess.call(
             [sys.executable, "-m", "pytest", "tests/fuzz", "-q", "-p", "no:cacheprovider", "-rfE", *extra],
-            cwd=ROOT, env=env,
+            cwd=ROOT,
+            env=env,
         )
         seconds = time.perf_counter() - start
         data = json.loads(report.read_text()) if report.exists() else {"counts": {}, "worst": {}}
@@ -55,7 +62,9 @@ def print_counts(counts: dict[str, int]) -> int:
         print(f"{name:<36}{per_function[name]:>8}")
     total = sum(per_function.values())
     print(f"{'TOTAL':<36}{total:>8}")
-    notes = {k: v for k, v in counts.items() if k not in per_function and ("skipped" in k or "rejected" in k or "below" in k)}
+    notes = {
+        k: v for k, v in counts.items() if k not in per_function and ("skipped" in k or "rejected" in k or "below" in k)
+    }
     for key, n in sorted(notes.items()):
         print(f"  of which {key}: {n}")
     return total
@@ -76,8 +85,10 @@ def main() -> int:
     status, data, seconds = run_suite(args.examples, args.pytest_args)
     total = print_counts(data["counts"])
     print_worst(data["worst"])
-    print(f"\n{total} generated cases in {seconds:.0f} s; pytest exit status {status} "
-          f"({'all properties held' if status == 0 else 'FAILURES above'})")
+    print(
+        f"\n{total} generated cases in {seconds:.0f} s; pytest exit status {status} "
+        f"({'all properties held' if status == 0 else 'FAILURES above'})"
+    )
     if total < MIN_CASES and not args.pytest_args:
         print(f"note: fewer than {MIN_CASES} cases; raise --examples")
     if args.json:

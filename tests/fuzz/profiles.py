@@ -20,7 +20,9 @@ _COMMON = dict(
 settings.register_profile("matbackprop-fuzz-ci", max_examples=60, derandomize=True, database=None, **_COMMON)
 # MATBACKPROP_FUZZ_EXAMPLES overrides the thorough example count (benchmarks/fuzz.py --examples).
 _THOROUGH = int(os.environ.get("MATBACKPROP_FUZZ_EXAMPLES", "400"))
-settings.register_profile("matbackprop-fuzz-thorough", max_examples=_THOROUGH, derandomize=False, database=None, **_COMMON)
+settings.register_profile(
+    "matbackprop-fuzz-thorough", max_examples=_THOROUGH, derandomize=False, database=None, **_COMMON
+)
 PROFILE = os.environ.get("MATBACKPROP_FUZZ_PROFILE", "ci")
 if PROFILE not in ("ci", "thorough"):
     raise ValueError(f"MATBACKPROP_FUZZ_PROFILE must be 'ci' or 'thorough', got {PROFILE!r}")

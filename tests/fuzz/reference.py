@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import mpmath
 import numpy as np
@@ -88,7 +88,7 @@ def digits(L: Sequence[float]) -> int:
     """
     lost = 0.0
     distinct = sorted(set(float(x) for x in L))
-    for a, b in zip(distinct, distinct[1:]):
+    for a, b in itertools.pairwise(distinct):
         lost = max(lost, math.log10(1.0 + max(abs(a), abs(b))) - math.log10(b - a))
     return 40 + 2 * math.ceil(lost)
 

@@ -98,7 +98,9 @@ def spectra(
     ``all``: uniform in ``[-max_abs, max_abs]`` with the same tie structure, exact zeros included.
     """
     n = draw(sizes)
-    kind = draw(st.sampled_from(["generic", "tie", "near_tie", "cluster"] + (["rank_deficient"] if domain != "pd" else [])))
+    kind = draw(
+        st.sampled_from(["generic", "tie", "near_tie", "cluster"] + (["rank_deficient"] if domain != "pd" else []))
+    )
     if domain == "all":
         L = [draw(st.floats(-max_abs, max_abs, allow_nan=False)) for _ in range(n)]
     else:

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 import matbackprop as mb
 
-from . import record, reference as ref
+from . import record
+from . import reference as ref
 from .profiles import fuzz_settings
 from .strategies import Spectrum, directions, spectra
 
@@ -63,8 +64,15 @@ def smallest_resolved_gap(L: np.ndarray, tol: float) -> float:
     return float(gaps.min()) if gaps.size else math.inf
 
 
-def eig_route_scale(fn: ref.ScalarFunction, L: np.ndarray, computed: np.ndarray, G: np.ndarray, eps: float,
-                    tiny: float, tie_n: int | None = None) -> float:
+def eig_route_scale(
+    fn: ref.ScalarFunction,
+    L: np.ndarray,
+    computed: np.ndarray,
+    G: np.ndarray,
+    eps: float,
+    tiny: float,
+    tie_n: int | None = None,
+) -> float:
     """``n eps ||G|| (||X|| max|f[.,.,.]| + max|F| + max|f| / delta)`` with ``delta`` the smallest gap
     between the COMPUTED values above the tie tolerance ``n eps max|computed|``: the gaps the backward
     divides by (see the module docstring). ``tie_n``: the ``n`` of the implementation's tolerance
@@ -96,7 +104,10 @@ def test_eigh(dtype: torch.dtype, data) -> None:
     L, V = mb.eigh(X)
     assert bool(torch.isfinite(L).all()) and bool(torch.isfinite(V).all())
     # Weyl: each eigenvalue moves by at most ||dX||_2 under a backward error dX.
-    assert record.ratio(_key("eigh", dtype, "eigenvalues"), float(np.abs(ref.to_numpy(L) - L_true).max()), unit) <= RESIDUAL_BOUND
+    assert (
+        record.ratio(_key("eigh", dtype, "eigenvalues"), float(np.abs(ref.to_numpy(L) - L_true).max()), unit)
+        <= RESIDUAL_BOUND
+    )
     Ln, Vn = ref.to_numpy(L), ref.to_numpy(V)
     recon = float(ref.frobenius((Vn * Ln) @ Vn.T - ref.to_numpy(X)))
     assert record.ratio(_key("eigh", dtype, "residual"), recon, unit) <= RESIDUAL_BOUND
@@ -164,8 +175,9 @@ def test_svd(dtype: torch.dtype, route: str, data) -> None:
     ``sqrt(eps_64) max S``: its spectra stay within condition 1e6 (rank deficiency still allowed).
     """
     gram = route == "gram"
-    spectrum = data.draw(spectra(dtype=dtype, domain="psd", max_log_cond=None if not gram else 6.0,
-                                 sizes=st.integers(1, 8)))
+    spectrum = data.draw(
+        spectra(dtype=dtype, domain="psd", max_log_cond=None if not gram else 6.0, sizes=st.integers(1, 8))
+    )
     k = spectrum.n
     extra = data.draw(st.integers(0, 4))
     tall = gram or data.draw(st.booleans())
@@ -211,8 +223,9 @@ def test_svd(dtype: torch.dtype, route: str, data) -> None:
     g_ref = 2.0 * ref.spectral_gradient(step, list(M_eigs), U, G) @ ref.to_numpy(X.detach())
     # The SVD rule works with the singular values: gaps s_i - s_j and sums s_i + s_j, and the
     # indicator on s (not s^2) sets the divided differences.
-    scale = eig_route_scale(ref.indicator(threshold), np.sqrt(M_eigs), np.concatenate([Sn, np.zeros(m - k)]), G, eps, tiny,
-                            tie_n=k)
+    scale = eig_route_scale(
+        ref.indicator(threshold), np.sqrt(M_eigs), np.concatenate([Sn, np.zeros(m - k)]), G, eps, tiny, tie_n=k
+    )
     err = float(ref.frobenius(ref.to_numpy(gX) - g_ref))
     assert record.ratio(f"svd/{route}/{str(dtype)[6:]}/gradient_projector", err, scale) <= GRADIENT_BOUND
 
@@ -240,4 +253,6 @@ def test_newton_schulz_reaches_documented_accuracy(dtype: torch.dtype, data) -> 
     grel = float(ref.frobenius(ref.to_numpy(gX) - g_ref) / ref.frobenius(g_ref))
     record.ratio(f"sqrtm_newton_schulz/{str(dtype)[6:]}/output_rel", rel, 1.0)
     record.ratio(f"sqrtm_newton_schulz/{str(dtype)[6:]}/gradient_rel", grel, 1.0)
-    assert rel <= 1e-3 and grel <= 1e-3, f"relative error {rel:.3g} (value), {grel:.3g} (gradient) after {iters} iterations"
+    assert rel <= 1e-3 and grel <= 1e-3, (
+        f"relative error {rel:.3g} (value), {grel:.3g} (gradient) after {iters} iterations"
+    )

@@ -48,11 +48,91 @@ def test_non_symmetric_input(name):
         SQUARE_FUNCTIONS[name](X)
 
 
-def test_rounding_level_asymmetry_is_accepted():
-    A = torch.randn(50, 8, dtype=torch.float32)
-    C = A.T @ A  # matmul rounding may leave asymmetry at eps level
-    C = C + 1e-6 * C.abs().max() * torch.finfo(torch.float32).eps * torch.randn(8, 8)
-    mb.logm(C + torch.eye(8))
+def _one_ulp_asymmetric(X: torch.Tensor, i: int = 0, j: int = 1) -> torch.Tensor:
+    """``X`` with entry (i, j) moved to the next representable value: an asymmetry of exactly one ulp."""
+    Y = X.clone()
+    Y[..., i, j] = torch.nextafter(Y[..., i, j], torch.full_like(Y[..., i, j], float("inf")))
+    return Y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rounding_level_asymmetry_is_accepted(dtype):
+    """A one-ulp asymmetry (what rounding in A^T A or a congruence leaves) is accepted and symmetrised:
+    the result is that of the symmetric part, exactly symmetric itself."""
+    A = torch.randn(50, 8, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    C = _one_ulp_asymmetric(A.T @ A + torch.eye(8, dtype=dtype), 2, 5)
+    assert not torch.equal(C, C.mT)  # the asymmetry is really there
+    for fn in (mb.logm, mb.sqrtm, mb.expm, lambda X: mb.eigh(X)[0]):
+        Y = fn(C)
+        assert torch.equal(Y, fn(0.5 * (C + C.mT)))
+    assert torch.equal(mb.logm(C), mb.logm(C).mT)
+
+
+def test_karcher_tangent_with_cancellation_rounding_is_accepted():
+    """The Karcher-mean case of issue 12: a tangent of size 1e-9 carrying 2e-17 of asymmetry (rounding of
+    a cancellation among unit-sized logarithms) is relatively 2e-8 asymmetric, above sqrt(eps) = 1.5e-8,
+    but far below the absolute rounding floor n eps: accepted by expm (and eigh), symmetrised."""
+    S = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    T = 1e-9 * (S + S.T) / (S + S.T).abs().max()
+    T[1, 3] += 2e-17
+    asym = (T - T.T).abs().max() / T.abs().max()
+    assert asym > torch.finfo(torch.float64).eps ** 0.5  # a purely relative tolerance would reject it
+    E = mb.expm(T)
+    assert torch.equal(E, mb.expm(0.5 * (T + T.T)))
+    # expm(T) = I + T + O(1e-18): equal up to the rounding (n eps) of Q exp(L) Q^T with entries of size 1
+    assert torch.allclose(E, torch.eye(4, dtype=torch.float64) + 0.5 * (T + T.T), atol=2e-15, rtol=0)
+    mb.eigh(T)
+
+
+def test_real_asymmetry_is_still_rejected_at_every_scale():
+    """Asymmetry well above rounding is a fault for unit-sized and for large matrices alike."""
+    X = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
+    X[1, 0, 2] = 1e-6
+    with pytest.raises(ValueError, match=r"expm: input is not symmetric at batch index \(1,\)"):
+        mb.expm(X)
+    with pytest.raises(ValueError, match=r"not symmetric at batch index \(1,\)"):
+        mb.expm(1e6 * X)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_psd_up_to_rounding_is_clamped_at_the_floor(seed):
+    """Q diag(-1e-16, 1, 2) Q^T: PSD up to rounding. PSD domains clamp the eigenvalue at 0 (sqrtm exact
+    on the rest), PD domains at the floor eps max|L| (logm: log(eps * 2) whatever the rotation did to
+    the computed eigenvalue, in (-3e-16, 3e-16))."""
+    Q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    X = Q @ torch.diag(torch.tensor([-1e-16, 1.0, 2.0], dtype=torch.float64)) @ Q.T
+    X = 0.5 * (X + X.T)
+    R = mb.sqrtm(X)
+    assert torch.allclose(R @ R, X, atol=1e-14)
+    floor = torch.finfo(torch.float64).eps * torch.linalg.eigvalsh(X).abs().max()
+    values = torch.linalg.eigvalsh(mb.logm(X))
+    assert torch.allclose(values[0], torch.log(floor), rtol=1e-12)
+    assert torch.allclose(values[1:], torch.log(torch.tensor([1.0, 2.0], dtype=torch.float64)), atol=1e-14)
+    assert torch.isfinite(mb.invsqrtm(X)).all() and torch.isfinite(mb.powm(X, -0.5)).all()
+
+
+def test_tensor_exponent_and_floor_broadcast_over_channels():
+    """powm / clamp_eigs take a per-channel tensor (broadcast against the batch shape): equal to the
+    per-channel calls; a negative exponent makes its channel's domain PD."""
+    X = random_spd(4, 2 * 3).reshape(2, 3, 4, 4)
+    p = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    floor = torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64)
+    Y, Z = mb.powm(X, p), mb.clamp_eigs(X, floor)
+    for c in range(3):
+        assert torch.allclose(Y[:, c], mb.powm(X[:, c], float(p[c])), atol=1e-12, rtol=1e-12)
+        assert torch.allclose(Z[:, c], mb.clamp_eigs(X[:, c], float(floor[c])), atol=1e-12, rtol=1e-12)
+    Xg = X.detach().requires_grad_(True)
+    (gp,) = torch.autograd.grad(mb.powm(Xg, p).sum(), Xg)
+    (g1,) = torch.autograd.grad(mb.powm(Xg[:, 1], -1.0).sum(), Xg)
+    assert torch.allclose(gp[:, 1], g1[:, 1], atol=1e-12)
+    bad = X.clone()
+    bad[0, 1] = torch.diag(torch.tensor([1.0, -0.5, 2.0, 3.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"powm: input must be positive semi-definite .*at batch index \(0, 1\)"):
+        mb.powm(bad, p)
+    with pytest.raises(ValueError, match=r"powm: the exponent p \(shape \(2,\)\) must broadcast against"):
+        mb.powm(X, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="clamp_eigs: the floor must be finite"):
+        mb.clamp_eigs(X, torch.tensor([0.1, float("nan"), 0.3]))
 
 
 @pytest.mark.parametrize(
@@ -64,10 +144,13 @@ def test_rounding_level_asymmetry_is_accepted():
     ],
 )
 def test_positive_definite_required(name, fn):
+    """A clearly negative eigenvalue (far below the rounding level) or an all-zero spectrum is a fault."""
     X = random_spd(3, 4)
-    X[3] = torch.diag(torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64))
+    X[3] = torch.diag(torch.tensor([1.0, -1e-6, 2.0], dtype=torch.float64))
     with pytest.raises(ValueError, match=rf"{name}: input must be positive definite at batch index \(3,\)"):
         fn(X)
+    with pytest.raises(ValueError, match=rf"{name}: input must be positive definite at batch index \(1,\)"):
+        fn(torch.stack([torch.eye(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64)]))
 
 
 @pytest.mark.parametrize("name,fn", [("sqrtm", mb.sqrtm), ("powm", lambda X: mb.powm(X, 0.5))])
@@ -104,8 +187,8 @@ def test_integer_input_is_rejected():
 def test_large_symmetric_check_scans_slabs_and_still_finds_asymmetry():
     """a 600 x 600 float64 matrix (2.9 MB) is compared with X^T slab by slab: an exactly symmetric matrix passes, one asymmetric
     entry in the last slab is found and named, and a non-finite entry is still reported."""
-    from matbackprop.linalg._checks import check_finite_symmetric
-    from matbackprop.linalg._common import use_slabs
+    from matbackprop.linalg.checks import check_finite_symmetric
+    from matbackprop.linalg.common import use_slabs
 
     A = torch.randn(2, 600, 600, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     X = A + A.mT
@@ -119,3 +202,17 @@ def test_large_symmetric_check_scans_slabs_and_still_finds_asymmetry():
     Z[0, 7, 7] = float("inf")
     with pytest.raises(ValueError, match="NaN or infinite"):
         check_finite_symmetric(Z, "logm")
+
+
+def test_tensor_exponent_and_floor_gradcheck():
+    """float64 gradcheck (symmetric perturbations through sym) with per-channel exponents and floors,
+    forward mode included (check_forward_ad)."""
+    from torch.autograd import gradcheck
+
+    X = random_spd(3, 2).reshape(2, 3, 3).requires_grad_(True)
+    p = torch.tensor([0.5, -1.5], dtype=torch.float64)
+    floor = torch.tensor([0.2, 5.0], dtype=torch.float64)
+    assert gradcheck(lambda A: mb.powm(0.5 * (A + A.mT), p), (X,), check_forward_ad=True)
+    L = torch.linalg.eigvalsh(X.detach())
+    assert (L - 5.0).abs().min() > 1e-3 and (L - 0.2).abs().min() > 1e-3  # no eigenvalue at a kink
+    assert gradcheck(lambda A: mb.clamp_eigs(0.5 * (A + A.mT), floor), (X,), check_forward_ad=True)

@@ -27,7 +27,7 @@ def _gauge_invariant(full_matrices):
 def test_gradcheck(shape, full_matrices):
     torch.manual_seed(0)
     X = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(_gauge_invariant(full_matrices), (X,))
+    assert gradcheck(_gauge_invariant(full_matrices), (X,), check_forward_ad=True)
 
 
 @pytest.mark.parametrize("shape", [(7, 4), (4, 7), (3, 5, 5)])
@@ -60,7 +60,7 @@ def test_tied_and_rank_deficient_singular_values(m, n):
     X = _with_singular_values([3.0, 3.0, 1.0, 0.0], m, n).requires_grad_(True)
     U, S, Vh = mb.svd(X)
     # sum s_i^2 = ||X||_F^2: gradient 2X, through S alone.
-    (S ** 2).sum().backward(retain_graph=True)
+    (S**2).sum().backward(retain_graph=True)
     assert torch.allclose(X.grad, 2 * X.detach(), atol=1e-12)
     X.grad = None
     # Through U and V as well: the projectors onto the tied top pair and onto the range.
@@ -79,7 +79,7 @@ def test_projectors_at_ties_and_rank_deficiency_pass_gradcheck(m, n):
         rng = Vh[:3].mT @ Vh[:3]  # row space of the rank-3 matrix
         return (top * W1).sum() + (rng * W2).sum() + S[:3].sum()
 
-    assert gradcheck(loss, (X,))
+    assert gradcheck(loss, (X,), check_forward_ad=True)
 
 
 def test_zero_matrix_gives_finite_gradients():
@@ -105,7 +105,7 @@ def test_polar_factor_at_tied_singular_values():
         U, _, Vh = mb.svd(A)
         return ((U @ Vh) * W).sum()
 
-    assert gradcheck(polar, (X,))
+    assert gradcheck(polar, (X,), check_forward_ad=True)
 
 
 def test_tiny_distinct_singular_values_keep_their_couplings():

@@ -7,8 +7,6 @@ official boundary matcher is itself slightly random (its outlier graph is
 sampled): its three runs on the same boundaries (tests 1-3) differ by ~3e-4.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.io import loadmat
@@ -24,18 +22,14 @@ from matbackprop.metrics import (
     evaluate_ucm_boundaries,
     evaluate_ucm_regions,
 )
+from tests.markers import dataset_marks, dataset_path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = PROJECT_ROOT / ".." / "shared" / "bsds500" / "bench-fixture"
+FIXTURE = dataset_path("bsds500", "bench-fixture")
 REGION_TOL = 0.002
 BOUNDARY_TOL = 0.005
 NTHRESH = 5  # the official test script's setting
 
-pytestmark = pytest.mark.skipif(
-    not FIXTURE.is_dir(),
-    reason=f"official BSDS500 bench fixture not found at {FIXTURE} "
-    "(expected <project root>/../shared/bsds500/bench-fixture)",
-)
+pytestmark = dataset_marks("bsds500", "bench-fixture")
 
 
 def expected(test: str, name: str) -> np.ndarray:
@@ -67,12 +61,9 @@ def data():
 @pytest.fixture(scope="module")
 def boundary_results(data):
     return {
-        "test_1": collect_boundaries(
-            [evaluate_ucm_boundaries(d["ucm2"], d["human"], NTHRESH) for d in data]),
-        "test_2": collect_boundaries(
-            [evaluate_soft_boundaries(d["png"], d["human"], NTHRESH) for d in data]),
-        "test_3": collect_boundaries(
-            [evaluate_segmentation_boundaries(d["segs"], d["human"]) for d in data]),
+        "test_1": collect_boundaries([evaluate_ucm_boundaries(d["ucm2"], d["human"], NTHRESH) for d in data]),
+        "test_2": collect_boundaries([evaluate_soft_boundaries(d["png"], d["human"], NTHRESH) for d in data]),
+        "test_3": collect_boundaries([evaluate_segmentation_boundaries(d["segs"], d["human"]) for d in data]),
     }
 
 
@@ -80,8 +71,7 @@ def boundary_results(data):
 def region_results(data):
     segs_result = collect_regions([evaluate_regions(d["segs"], d["gt_segs"]) for d in data])
     return {
-        "test_1": collect_regions(
-            [evaluate_ucm_regions(d["ucm2"], d["gt_segs"], NTHRESH) for d in data]),
+        "test_1": collect_regions([evaluate_ucm_regions(d["ucm2"], d["gt_segs"], NTHRESH) for d in data]),
         "test_4": segs_result,
         "test_5": segs_result,
     }
@@ -91,8 +81,7 @@ def region_results(data):
 def test_boundary_summary(boundary_results, test):
     b = boundary_results[test]
     exp = expected(test, "eval_bdry.txt")[0]
-    ours = [b.ods_recall, b.ods_precision, b.ods_f, b.ois_recall, b.ois_precision,
-            b.ois_f, b.ap]
+    ours = [b.ods_recall, b.ods_precision, b.ods_f, b.ois_recall, b.ois_precision, b.ois_f, b.ap]
     np.testing.assert_allclose(ours, exp[1:], atol=BOUNDARY_TOL)
     assert b.ods_threshold == pytest.approx(exp[0], abs=0.02)
 
@@ -114,8 +103,7 @@ def test_region_summary(region_results, test):
     np.testing.assert_allclose([r.cover_ods, r.cover_ois, r.cover_best], cov[1:], atol=REGION_TOL)
     assert r.cover_threshold == pytest.approx(cov[0], abs=1e-5)
     rv = expected(test, "eval_RI_VOI.txt")[0]
-    np.testing.assert_allclose(
-        [r.pri_ods, r.pri_ois, r.vi_ods, r.vi_ois], rv[[1, 2, 4, 5]], atol=REGION_TOL)
+    np.testing.assert_allclose([r.pri_ods, r.pri_ois, r.vi_ods, r.vi_ois], rv[[1, 2, 4, 5]], atol=REGION_TOL)
     assert r.pri_threshold == pytest.approx(rv[0], abs=1e-5)
     assert r.vi_threshold == pytest.approx(rv[3], abs=1e-5)
 

@@ -10,7 +10,7 @@ float32 run of the same model.
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -122,7 +122,9 @@ MODELS = {
 }
 
 
-def _gradients(model: nn.Module, loss_fn, autocast_dtype: torch.dtype | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _gradients(
+    model: nn.Module, loss_fn, autocast_dtype: torch.dtype | None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     model.zero_grad()
     if autocast_dtype is None:
         loss = loss_fn(model)
@@ -198,7 +200,10 @@ LOW_PRECISION_INPUT = {
     "bimap": (_bimap_case, lambda: _spd_batch(6, 3, 12)),
     "spd_karcher_mean": (mb.spd_karcher_mean, lambda: _spd_batch(4, 5, 13)),
     "SPDBatchNorm": (SPDBatchNorm(4), lambda: _spd_batch(4, 5, 14)),
-    "ncut_embedding": (lambda F: mb.ncut_embedding(F, 2), lambda: torch.rand(12, 4, generator=torch.Generator().manual_seed(15))),
+    "ncut_embedding": (
+        lambda F: mb.ncut_embedding(F, 2),
+        lambda: torch.rand(12, 4, generator=torch.Generator().manual_seed(15)),
+    ),
 }
 
 

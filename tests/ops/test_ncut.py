@@ -35,7 +35,9 @@ def test_gradcheck_low_rank_and_dense():
     assert gradcheck(lambda F: mb.projector_loss(mb.ncut_embedding(F, 3), labels), (F,))
     assert gradcheck(lambda F: mb.projector_loss(mb.ncut_embedding_dense(F @ F.mT, 3), labels), (F,))
     X = torch.randn(12, 5, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda X: mb.projector_loss(mb.ncut_embedding_dense(mb.gaussian_affinity(X, 1.5), 3), labels[0]), (X,))
+    assert gradcheck(
+        lambda X: mb.projector_loss(mb.ncut_embedding_dense(mb.gaussian_affinity(X, 1.5), 3), labels[0]), (X,)
+    )
 
 
 def test_projector_loss_equals_dense_formula():
@@ -60,7 +62,9 @@ def test_projector_loss_gradient_is_the_projector_rule():
     (grad,) = torch.autograd.grad(mb.projector_loss(Z, labels), Z)
     E = torch.nn.functional.one_hot(labels, 4).double()
     Pz, Pe = _dense_projector(Z.detach()), _dense_projector(E)
-    expected = -2 * (torch.eye(15, dtype=torch.float64) - Pz) @ Pe @ Z.detach() @ torch.linalg.inv(Z.detach().T @ Z.detach())
+    expected = (
+        -2 * (torch.eye(15, dtype=torch.float64) - Pz) @ Pe @ Z.detach() @ torch.linalg.inv(Z.detach().T @ Z.detach())
+    )
     assert torch.allclose(grad, expected, atol=1e-12)
 
 
@@ -91,11 +95,13 @@ def test_near_perfect_segmentation_gradients_are_finite_and_correct():
     wrong = labels.clone()
     wrong[:4] = (wrong[:4] + 1) % 3
     F.requires_grad_(True)
-    Z, ev = mb.ncut_embedding(F, 3, eps=0.0, return_eigenvalues=True)
+    _, ev = mb.ncut_embedding(F, 3, eps=0.0, return_eigenvalues=True)
     assert (1 - ev).abs().max() < 1e-8  # top-3 eigenvalues within 1e-8 of each other
     # Finite differences step into slightly negative features at the exact zeros: skip that check.
     assert gradcheck(lambda F: mb.projector_loss(mb.ncut_embedding(F, 3, eps=0.0, check=False), wrong), (F,))
-    assert gradcheck(lambda F: mb.projector_loss(mb.ncut_embedding_dense(F @ F.T, 3, eps=0.0, check=False), wrong), (F,))
+    assert gradcheck(
+        lambda F: mb.projector_loss(mb.ncut_embedding_dense(F @ F.T, 3, eps=0.0, check=False), wrong), (F,)
+    )
 
 
 def test_constant_features_and_zero_rows():
@@ -133,3 +139,46 @@ def test_collinear_columns_raise():
     Z = torch.cat([z, 2 * z, torch.randn(20, 1, dtype=torch.float64, generator=g)], dim=1)
     with pytest.raises(ValueError, match="rank deficient"):
         mb.projector_loss(Z, torch.zeros(20, dtype=torch.long))
+
+
+def _reference_embedding(W, k):
+    """Normalized cuts by the book: dense D^-1/2 W D^-1/2, torch.linalg.eigh, Z = D^-1/2 Q_k."""
+    scale = W.sum(-1).rsqrt()
+    _, Q = torch.linalg.eigh(scale.unsqueeze(-1) * W * scale.unsqueeze(-2))
+    return scale.unsqueeze(-1) * Q[..., -k:]
+
+
+@pytest.mark.parametrize("shape", [(3, 50, 8, 3), (2, 300, 20, 5), (1, 40, 40, 6), (2, 20, 60, 4)])
+def test_embedding_is_exact_by_default(shape):
+    # Issue 12: the default eps used to add 1e-6 mean(deg) to every degree (projectors off by ~1e-7).
+    B, N, d, k = shape
+    g = torch.Generator().manual_seed(N + d)
+    # Three noisy clusters: the top-k eigenvalues are close to each other, as after training.
+    centres = torch.rand(3, d, dtype=torch.float64, generator=g) ** 4
+    F = centres[torch.randint(0, 3, (B, N), generator=g)] + 0.05 * torch.rand(B, N, d, dtype=torch.float64, generator=g)
+    W = F @ F.mT
+    want = _dense_projector(_reference_embedding(W, k))
+    assert (_dense_projector(mb.ncut_embedding(F, k)) - want).abs().max() < 1e-12
+    assert (_dense_projector(mb.ncut_embedding_dense(W, k)) - want).abs().max() < 1e-12
+    # and a perturbation of 1e-6 mean(deg) on every degree is visible at this tolerance (the test can fail)
+    deg = W.sum(-1)
+    scale = (deg + 1e-6 * deg.mean(-1, keepdim=True)).rsqrt()
+    _, Q = torch.linalg.eigh(scale.unsqueeze(-1) * W * scale.unsqueeze(-2))
+    assert (_dense_projector(scale.unsqueeze(-1) * Q[..., -k:]) - want).abs().max() > 1e-10
+
+
+def test_floor_acts_only_on_vanished_degrees():
+    g = torch.Generator().manual_seed(3)
+    F = torch.rand(25, 6, dtype=torch.float64, generator=g)
+    F[[4, 17]] = 0.0  # isolated nodes: degree exactly 0
+    keep = torch.ones(25, dtype=torch.bool)
+    keep[[4, 17]] = False
+    want = _dense_projector(_reference_embedding(F[keep] @ F[keep].T, 3))  # the graph without them
+    for Z in (mb.ncut_embedding(F, 3), mb.ncut_embedding_dense(F @ F.T, 3)):
+        assert torch.isfinite(Z).all()
+        assert Z[~keep].abs().max() < 1e-12
+        assert (_dense_projector(Z[keep]) - want).abs().max() < 1e-12
+    F.requires_grad_(True)
+    labels = torch.arange(25) % 3
+    (grad,) = torch.autograd.grad(mb.projector_loss(mb.ncut_embedding(F, 3), labels), F)
+    assert torch.isfinite(grad).all()

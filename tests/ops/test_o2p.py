@@ -25,14 +25,19 @@ def test_gradcheck(normalization, route, centered):
     feats, masks = _data()
     feats.requires_grad_(True)
     masks.requires_grad_(True)
-    fn = lambda F, M: mb.second_order_pooling(F, M, normalization=normalization, route=route, centered=centered, eps=0.1)
+
+    def fn(F, M):
+        return mb.second_order_pooling(F, M, normalization=normalization, route=route, centered=centered, eps=0.1)
+
     assert gradcheck(fn, (feats, masks))
 
 
 def test_gradcheck_newton_schulz_and_whole_image():
     feats, _ = _data()
     feats.requires_grad_(True)
-    assert gradcheck(lambda F: mb.second_order_pooling(F, normalization="sqrt", route="newton_schulz", eps=0.1), (feats,))
+    assert gradcheck(
+        lambda F: mb.second_order_pooling(F, normalization="sqrt", route="newton_schulz", eps=0.1), (feats,)
+    )
     assert gradcheck(lambda F: mb.second_order_pooling(F, output="triu", eps=0.1), (feats,))
 
 
@@ -96,7 +101,10 @@ def test_rank_deficient_region_gradients_agree_across_routes():
     feats = torch.randn(1, 6, 2, 2, dtype=torch.float64)  # 4 pixels, 6 channels: rank <= 4
     feats.requires_grad_(True)
     G = torch.randn(1, 1, 6, 6, dtype=torch.float64)
-    grads = [torch.autograd.grad((mb.second_order_pooling(feats, route=r, eps=1e-3) * G).sum(), feats)[0] for r in ("eig", "svd")]
+    grads = [
+        torch.autograd.grad((mb.second_order_pooling(feats, route=r, eps=1e-3) * G).sum(), feats)[0]
+        for r in ("eig", "svd")
+    ]
     assert torch.allclose(grads[0], grads[1], rtol=1e-7, atol=1e-9)
 
 

@@ -11,8 +11,7 @@ from matbackprop.train import CSVLogger, TrainConfig, distributed, fit
 
 dist = pytest.importorskip("torch.distributed")
 if not (dist.is_available() and dist.is_gloo_available()):
-    pytest.skip("torch.distributed with the gloo backend is not available in this torch build",
-                allow_module_level=True)
+    pytest.skip("torch.distributed with the gloo backend is not available in this torch build", allow_module_level=True)
 
 NODES, FEATURES, K = 24, 4, 3
 
@@ -47,8 +46,9 @@ def _train(out_dir, rank: int = 0, world: int = 1, port: int = 0) -> None:
     if world > 1:
         import os
 
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                          WORLD_SIZE=str(world))
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+        )
     torch.manual_seed(0)
     model = TinyNCuts().double()
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -57,7 +57,7 @@ def _train(out_dir, rank: int = 0, world: int = 1, port: int = 0) -> None:
     def batches(gen):
         order = torch.randperm(len(samples), generator=gen).tolist()
         for i in range(0, len(order), 5):
-            yield [samples[j] for j in order[i:i + 5]]
+            yield [samples[j] for j in order[i : i + 5]]
 
     def step(batch, net):
         return torch.stack([projector_loss(net(x[None]), y[None])[0] * f for x, y, f in batch]).mean()
@@ -82,8 +82,8 @@ def test_two_processes_match_one_on_the_same_global_batches(tmp_path, monkeypatc
         monkeypatch.delenv(var, raising=False)
     _train(tmp_path / "single")
     torch.multiprocessing.spawn(_worker, args=(2, _free_port(), tmp_path / "ddp"), nprocs=2, join=True)
-    single = torch.load(tmp_path / "single" / "final.pt")
-    ddp = torch.load(tmp_path / "ddp" / "final.pt")
+    single = torch.load(tmp_path / "single" / "final.pt", weights_only=True)
+    ddp = torch.load(tmp_path / "ddp" / "final.pt", weights_only=True)
     for name in single:
         assert torch.allclose(single[name], ddp[name], rtol=0, atol=1e-10), name
         assert not torch.equal(single[name], _initial()[name]), name  # it did train

@@ -10,6 +10,7 @@ pooling (docs/layers/second_order_pooling.md, "Precision"). Written for a proble
 
     .venv/bin/python docs/layers/scripts/float32_log_divided_difference.py
 """
+
 import math
 
 import torch

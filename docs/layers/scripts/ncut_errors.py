@@ -7,7 +7,11 @@ meaning. (c) k larger than the rank of the features, through ncut_embedding.
 
     .venv/bin/python docs/layers/scripts/ncut_errors.py
 """
-import torch, matbackprop as mb
+
+import torch
+
+import matbackprop as mb
+
 torch.manual_seed(0)
 labels = torch.randint(0, 3, (3, 16))
 Z = torch.rand(3, 16, 2)
@@ -25,7 +29,8 @@ for seed in range(100):
         values.append(mb.projector_loss(Z, labels[0]).item())
     except ValueError:
         raised += 1
-print(f"(b) collinear columns: {raised} of 100 raised; the others returned J from {min(values):.4f} to {max(values):.4f}")
+others = f"; the others returned J from {min(values):.4f} to {max(values):.4f}" if values else ""
+print(f"(b) collinear columns: {raised} of 100 raised{others}")
 
 # (c) k larger than the rank of F: F = A B, N=100, d=6, rank 2, float64 and float32 (rounded from the
 # float64 product), k=3, 100 random draws. Either the third column of Z is zeroed (its singular value is
@@ -34,10 +39,14 @@ for dtype in (torch.float64, torch.float32):
     raised, returned = 0, 0
     for seed in range(100):
         g = torch.Generator().manual_seed(seed)
-        F = (torch.rand(100, 2, generator=g, dtype=torch.float64) @ torch.rand(2, 6, generator=g, dtype=torch.float64)).to(dtype)
+        F = (
+            torch.rand(100, 2, generator=g, dtype=torch.float64) @ torch.rand(2, 6, generator=g, dtype=torch.float64)
+        ).to(dtype)
         try:
             mb.projector_loss(mb.ncut_embedding(F, 3), torch.randint(0, 3, (100,), generator=g))
             returned += 1
         except ValueError:
             raised += 1
-    print(f"(c) rank-2 features, k=3, {str(dtype).replace('torch.', '')}: {raised} of 100 raised, {returned} returned a value")
+    print(
+        f"(c) rank-2 features, k=3, {str(dtype).replace('torch.', '')}: {raised} of 100 raised, {returned} returned a value"
+    )

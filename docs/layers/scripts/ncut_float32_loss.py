@@ -4,9 +4,15 @@ lines agree; the third computes the embedding itself in float64.
 
     .venv/bin/python docs/layers/scripts/ncut_float32_loss.py
 """
-import torch, matbackprop as mb
-labels = torch.zeros(32, 32, dtype=torch.long); labels[:, 16:] = 1; labels[20:, :] = 2
-F = torch.nn.functional.one_hot(labels.flatten(), 8).float()          # (1024, 8), three separated segments
+
+import torch
+
+import matbackprop as mb
+
+labels = torch.zeros(32, 32, dtype=torch.long)
+labels[:, 16:] = 1
+labels[20:, :] = 2
+F = torch.nn.functional.one_hot(labels.flatten(), 8).float()  # (1024, 8), three separated segments
 Z = mb.ncut_embedding(F, 3)
 t = labels.flatten()
 print("Z float32                    :", mb.projector_loss(Z, t).item())

@@ -8,6 +8,7 @@ N=24 nodes in 3 groups, d=5 features, one non-zero feature per node (the group's
 
     .venv/bin/python docs/layers/scripts/ncut_ties.py
 """
+
 import torch
 
 import matbackprop as mb
@@ -27,8 +28,16 @@ print(f"(a) eigenvalues {ev.tolist()}, J {J.item():.1e}, max|grad| {grad.abs().m
 Fn = F + 1e-9 * torch.rand(N, d, dtype=torch.float64, generator=g)
 wrong = labels.clone()
 wrong[:4] = (wrong[:4] + 1) % k
-low = lambda A: mb.projector_loss(mb.ncut_embedding(A, k, eps=0.0, check=False), wrong)
-dense = lambda A: mb.projector_loss(mb.ncut_embedding_dense(A @ A.T, k, eps=0.0, check=False), wrong)
+
+
+def low(A):
+    return mb.projector_loss(mb.ncut_embedding(A, k, eps=0.0, check=False), wrong)
+
+
+def dense(A):
+    return mb.projector_loss(mb.ncut_embedding_dense(A @ A.T, k, eps=0.0, check=False), wrong)
+
+
 X = Fn.clone().requires_grad_(True)
 _, ev = mb.ncut_embedding(X, k, eps=0.0, return_eigenvalues=True)
 g_low = torch.autograd.grad(low(X), X)[0]
@@ -36,9 +45,11 @@ g_dense = torch.autograd.grad(dense(X), X)[0]
 V = torch.randn(N, d, dtype=torch.float64, generator=g)
 h = 1e-6
 fd = (low(Fn + h * V) - low(Fn - h * V)) / (2 * h)
-print(f"(b) max|1 - eigenvalue| {(1 - ev).abs().max().item():.1e}; "
-      f"|g_low - g_dense| / |g_dense| {((g_low - g_dense).norm() / g_dense.norm()).item():.1e}; "
-      f"directional derivative {(g_low * V).sum().item():.8f} vs finite difference {fd.item():.8f}")
+print(
+    f"(b) max|1 - eigenvalue| {(1 - ev).abs().max().item():.1e}; "
+    f"|g_low - g_dense| / |g_dense| {((g_low - g_dense).norm() / g_dense.norm()).item():.1e}; "
+    f"directional derivative {(g_low * V).sum().item():.8f} vs finite difference {fd.item():.8f}"
+)
 
 labels4 = torch.arange(N) % 4
 F4 = torch.zeros(N, d, dtype=torch.float64)

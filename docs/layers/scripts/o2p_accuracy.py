@@ -7,6 +7,7 @@ features is measured against the float64 svd route applied to the same (float32)
 
     .venv/bin/python docs/layers/scripts/o2p_accuracy.py
 """
+
 import torch
 
 import matbackprop as mb

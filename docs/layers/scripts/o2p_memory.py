@@ -5,8 +5,11 @@ float64 (128 MiB per such tensor).
 
     .venv/bin/python docs/layers/scripts/o2p_memory.py
 """
-import subprocess, sys
-code = r'''
+
+import subprocess
+import sys
+
+code = r"""
 import resource, sys, torch, matbackprop as mb
 torch.manual_seed(0)
 F = torch.relu(torch.randn(2, 128, 64, 64)).requires_grad_(True)
@@ -16,7 +19,12 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 Y = mb.second_order_pooling(F, M, normalization=norm, route=route, spectral_dtype=sd)
 torch.autograd.grad(Y.sum(), F)
 print(f"{norm:4s} {route:13s} spectral_dtype={sys.argv[3]:7s}: peak RSS increase {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024:.0f} MiB")
-'''
-for norm, route, sd in [("log", "eig", "None"), ("log", "svd", "None"), ("sqrt", "newton_schulz", "None"),
-                        ("log", "eig", "float64"), ("log", "svd", "float64")]:
+"""
+for norm, route, sd in [
+    ("log", "eig", "None"),
+    ("log", "svd", "None"),
+    ("sqrt", "newton_schulz", "None"),
+    ("log", "eig", "float64"),
+    ("log", "svd", "float64"),
+]:
     print(subprocess.run([sys.executable, "-c", code, norm, route, sd], capture_output=True, text=True).stdout.strip())

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CorruptFileError
+from .locations import data_dir
 
 __all__ = ["BSDS500", "SPLITS", "load_ground_truth", "load_image"]
 
@@ -52,7 +53,9 @@ def load_ground_truth(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarr
     FileNotFoundError if the file is missing; :class:`CorruptFileError` (a
     ValueError) naming the file if it cannot be read or lacks the expected fields.
     """
-    from scipy.io import loadmat  # deferred: scipy is only needed here
+    from .._extras import require
+
+    loadmat = require("scipy.io", extra="experiments", feature="reading BSDS500 ground truth").loadmat
 
     p = Path(path)
     if not p.is_file():
@@ -77,7 +80,9 @@ def load_ground_truth(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarr
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read an RGB image as a (H, W, 3) uint8 array; :class:`CorruptFileError` names a bad file."""
-    from PIL import Image  # deferred: pillow is only needed here
+    from .._extras import require
+
+    Image = require("PIL.Image", extra="experiments", feature="reading images")
 
     p = Path(path)
     if not p.is_file():
@@ -94,8 +99,8 @@ class BSDS500:
 
     Parameters
     ----------
-    root : folder containing ``BSDS500/`` (default ``../shared/bsds500``,
-        relative to the working directory).
+    root : folder containing ``BSDS500/``; default ``$BSDS500``, else ``../shared/bsds500`` beside
+        the project root (:mod:`matbackprop.data.locations`).
     split : ``"train"`` (200 images), ``"val"`` (100) or ``"test"`` (200).
 
     Items are dicts with ``image`` ((H, W, 3) uint8), ``segmentations`` (K
@@ -103,16 +108,15 @@ class BSDS500:
     Images are 481x321 or 321x481.
     """
 
-    def __init__(self, root: str | Path = "../shared/bsds500", split: str = "train"):
+    def __init__(self, root: str | Path | None = None, split: str = "train"):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-        self.root = Path(root)
+        self.root = data_dir("bsds500") if root is None else Path(root)
         self.split = split
         base = self.root / "BSDS500"
         if not base.is_dir():
             raise FileNotFoundError(
-                f"BSDS500 not found under {self.root.resolve()} (no 'BSDS500/' folder). "
-                + _HOW_TO_GET
+                f"BSDS500 not found under {self.root.resolve()} (no 'BSDS500/' folder). " + _HOW_TO_GET
             )
         self.image_dir = base / "images" / split
         self.gt_dir = base / "groundTruth" / split
@@ -137,8 +141,7 @@ class BSDS500:
         if image.shape[:2] != segs[0].shape:
             raise CorruptFileError(
                 self.gt_dir / f"{iid}.mat",
-                f"image {self.image_dir / (iid + '.jpg')} has size {image.shape[:2]}, "
-                f"its ground truth {segs[0].shape}"
+                f"image {self.image_dir / (iid + '.jpg')} has size {image.shape[:2]}, its ground truth {segs[0].shape}",
             )
         return {"image": image, "segmentations": segs, "boundaries": bdrys, "id": iid}
 

@@ -2,7 +2,9 @@
 
 Usage (from the project root)::
 
-    python -m matbackprop.data.make_msrc_split [--root ../shared/msrc_v2] [--seed 0] [--out FILE]
+    python -m matbackprop.data.make_msrc_split [--root DIR] [--seed 0] [--out FILE]
+
+``--root`` defaults to ``$MSRC_V2``, else ``../shared/msrc_v2`` beside the project root.
 
 Without ``--out`` it rewrites the split file shipped with the package. The split depends only on
 the set of image names and the seed: within each group ``<group>`` of names ``<group>_<k>_s``
@@ -17,8 +19,9 @@ import json
 import math
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 __all__ = ["DEFAULT_SEED", "group_of", "make_split", "split_to_json", "main"]
 
@@ -53,15 +56,15 @@ def make_split(names: Iterable[str], seed: int = DEFAULT_SEED, train_fraction: f
         raise ValueError("train_fraction must be in (0, 1)")
     names = sorted(set(names), key=_sort_key)
     groups: dict[int, list[str]] = {}
-    for n in names:
-        groups.setdefault(_parse(n)[0], []).append(n)
+    for name in names:
+        groups.setdefault(_parse(name)[0], []).append(name)
     train: list[str] = []
     test: list[str] = []
     for g in sorted(groups):
         members = list(groups[g])
         random.Random(f"{seed}/{g}").shuffle(members)
         n = len(members)
-        n_train = int(math.floor(train_fraction * n + 0.5))
+        n_train = math.floor(train_fraction * n + 0.5)
         if n >= 2:
             n_train = min(max(n_train, 1), n - 1)
         train.extend(members[:n_train])
@@ -69,18 +72,17 @@ def make_split(names: Iterable[str], seed: int = DEFAULT_SEED, train_fraction: f
     return {"seed": seed, "train": sorted(train, key=_sort_key), "test": sorted(test, key=_sort_key)}
 
 
-def split_to_json(split: dict) -> str:
+def split_to_json(split: dict[str, Any]) -> str:
     """Serialise a split the way the stored file is written."""
-    return json.dumps(
-        {"seed": split["seed"], "train": split["train"], "test": split["test"]}, indent=1
-    ) + "\n"
+    return json.dumps({"seed": split["seed"], "train": split["train"], "test": split["test"]}, indent=1) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .msrc import DEFAULT_ROOT, default_split_file, load_labels
+    from .locations import data_dir
+    from .msrc import default_split_file, load_labels
 
     p = argparse.ArgumentParser(prog="python -m matbackprop.data.make_msrc_split", description=__doc__.split("\n")[0])
-    p.add_argument("--root", default=DEFAULT_ROOT, help="MSRC-v2 directory (default: %(default)s)")
+    p.add_argument("--root", default=str(data_dir("msrc_v2")), help="MSRC-v2 directory (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output JSON (default: the packaged split file)")
     args = p.parse_args(argv)

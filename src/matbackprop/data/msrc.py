@@ -18,13 +18,15 @@ The split into ``train``/``test`` is by image, stratified by file-name group
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .errors import CorruptFileError
+from .locations import data_dir
 
 __all__ = [
     "CorruptFileError",
@@ -41,9 +43,29 @@ __all__ = [
 
 #: The 23 classes of the original annotation, in order (original id = index + 1).
 MSRC_ALL_CLASSES: tuple[str, ...] = (
-    "building", "grass", "tree", "cow", "horse", "sheep", "sky", "mountain",
-    "aeroplane", "water", "face", "car", "bicycle", "flower", "sign", "bird",
-    "book", "chair", "road", "cat", "dog", "body", "boat",
+    "building",
+    "grass",
+    "tree",
+    "cow",
+    "horse",
+    "sheep",
+    "sky",
+    "mountain",
+    "aeroplane",
+    "water",
+    "face",
+    "car",
+    "bicycle",
+    "flower",
+    "sign",
+    "bird",
+    "book",
+    "chair",
+    "road",
+    "cat",
+    "dog",
+    "body",
+    "boat",
 )
 
 #: Classes removed from the dataset (customarily: horse has only 3 regions).
@@ -52,8 +74,9 @@ MSRC_DROPPED_CLASSES: tuple[str, ...] = ("horse",)
 #: The 22 kept classes; a region's label is an index into this tuple.
 MSRC_CLASSES: tuple[str, ...] = tuple(c for c in MSRC_ALL_CLASSES if c not in MSRC_DROPPED_CLASSES)
 
-#: Default dataset location, relative to the working directory (the project root).
-DEFAULT_ROOT = "../shared/msrc_v2"
+#: ``root=None`` means the default location: ``$MSRC_V2``, else ``../shared/msrc_v2`` beside the
+#: project root (see :mod:`matbackprop.data.locations`).
+DEFAULT_ROOT = None
 
 _SPLIT_RESOURCE = ("splits", "msrc_v2_split.json")
 
@@ -67,8 +90,8 @@ _NOT_FOUND_HELP = (
     "    <root>/labels.json            {{name: [class id (1..23) of region 1, region 2, ...]}}\n"
     "Obtain the MSRC-v2 images from Microsoft Research Cambridge and the region segmentations from "
     "the authors of the BMVC 2007 paper, convert them to this layout, and pass the directory as "
-    "MSRCRegions(root=...) (the default {default!r} is relative to the current working directory, "
-    "i.e. it expects the data in a 'shared' folder next to the project root)."
+    "MSRCRegions(root=...) or set MSRC_V2=DIR (the default, {default}, is the 'shared' folder next to "
+    "the project root)."
 )
 
 # original class id (1..23) -> kept class index (0..21), or -1 for a dropped class
@@ -104,7 +127,7 @@ def load_split(split_file: str | Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"MSRC-v2 split file not found: {path}")
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             split = json.load(f)
     except (OSError, ValueError) as e:
         raise ValueError(f"could not read MSRC-v2 split file {path}: {e}") from e
@@ -114,8 +137,7 @@ def load_split(split_file: str | Path | None = None) -> dict[str, Any]:
         and all(isinstance(n, str) for k in ("train", "test") for n in split[k])
     ):
         raise ValueError(
-            f"malformed MSRC-v2 split file {path}: expected "
-            '{"seed": ..., "train": [names], "test": [names]}'
+            f'malformed MSRC-v2 split file {path}: expected {{"seed": ..., "train": [names], "test": [names]}}'
         )
     overlap = set(split["train"]) & set(split["test"])
     if overlap:
@@ -123,24 +145,24 @@ def load_split(split_file: str | Path | None = None) -> dict[str, Any]:
     return split
 
 
-def _check_root(root: str | Path) -> Path:
-    path = Path(root)
+def _check_root(root: str | Path | None) -> Path:
+    path = data_dir("msrc_v2") if root is None else Path(root)
     if not path.is_dir():
         raise FileNotFoundError(
-            _NOT_FOUND_HELP.format(root=str(root), resolved=path.resolve(), default=DEFAULT_ROOT)
+            _NOT_FOUND_HELP.format(root=str(path), resolved=path.resolve(), default=data_dir("msrc_v2"))
         )
     return path
 
 
-def load_labels(root: str | Path = DEFAULT_ROOT) -> dict[str, list[int]]:
+def load_labels(root: str | Path | None = DEFAULT_ROOT) -> dict[str, list[int]]:
     """Read ``labels.json``: image name -> original 1-based class ids of the labelled regions."""
     path = _check_root(root) / "labels.json"
     if not path.is_file():
         raise FileNotFoundError(
-            f"MSRC-v2 labels file missing: {path} (is {root!r} really the MSRC-v2 region dataset?)"
+            f"MSRC-v2 labels file missing: {path} (is {str(path.parent)!r} really the MSRC-v2 region dataset?)"
         )
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             labels = json.load(f)
     except (OSError, ValueError) as e:
         raise CorruptFileError(path, f"corrupt MSRC-v2 labels file {path}: {e}") from e
@@ -154,14 +176,15 @@ def load_labels(root: str | Path = DEFAULT_ROOT) -> dict[str, list[int]]:
         ):
             raise CorruptFileError(
                 path,
-                f"corrupt MSRC-v2 labels file {path}: entry {name!r} must be a list of class ids "
-                f"in 1..{n_classes}"
+                f"corrupt MSRC-v2 labels file {path}: entry {name!r} must be a list of class ids in 1..{n_classes}",
             )
     return labels
 
 
 def _read_png(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image  # Pillow is an 'experiments' dependency
+    from .._extras import require
+
+    Image = require("PIL.Image", extra="experiments", feature="reading MSRC-v2 images")
 
     if not path.is_file():
         raise FileNotFoundError(f"MSRC-v2 file missing: {path}")
@@ -198,7 +221,7 @@ class MSRCRegions:
 
     def __init__(
         self,
-        root: str | Path = DEFAULT_ROOT,
+        root: str | Path | None = DEFAULT_ROOT,
         split: str = "train",
         split_file: str | Path | None = None,
     ) -> None:
@@ -244,7 +267,7 @@ class MSRCRegions:
             raise CorruptFileError(
                 inst_path,
                 f"corrupt MSRC-v2 file {inst_path}: region map {inst.shape} does not match "
-                f"image {image.shape[:2]} of {image_path}"
+                f"image {image.shape[:2]} of {image_path}",
             )
         orig = np.asarray(self._labels[name], dtype=np.int64)
         kept = _ORIG_TO_KEPT[orig]
@@ -255,7 +278,7 @@ class MSRCRegions:
             raise CorruptFileError(
                 inst_path,
                 f"corrupt MSRC-v2 file {inst_path}: labelled region ids {region_ids[empty].tolist()} "
-                "do not occur in the region map"
+                "do not occur in the region map",
             )
         return {
             "image": image,

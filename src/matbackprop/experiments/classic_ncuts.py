@@ -20,7 +20,9 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
     """sRGB ``uint8 (H, W, 3)`` -> CIELAB ``float (H, W, 3)`` (D65 white point)."""
     rgb = image.astype(np.float64) / 255.0
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
     xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
     eps, kappa = 216 / 24389, 24389 / 27
     f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
@@ -33,11 +35,13 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
 def grid_cues(image: np.ndarray, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Per-cell cues ``(h*w, 7)``: Lab colour (3), position (2), gradient magnitude, lightness std."""
     lab = torch.from_numpy(rgb_to_lab(image)).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-    H, W = image.shape[:2]
     light = lab[:, :1]
     gy, gx = torch.gradient(light[0, 0])
     grad = torch.sqrt(gx * gx + gy * gy)[None, None]
-    pool = lambda t: nnf.avg_pool2d(t, stride, stride, ceil_mode=True)
+
+    def pool(t: torch.Tensor) -> torch.Tensor:
+        return nnf.avg_pool2d(t, stride, stride, ceil_mode=True)
+
     colour = pool(lab)
     texture = torch.cat([pool(grad), (pool(light * light) - pool(light) ** 2).clamp_min(0).sqrt()], dim=1)
     h, w = colour.shape[-2:]
@@ -49,7 +53,11 @@ def grid_cues(image: np.ndarray, stride: int) -> tuple[torch.Tensor, tuple[int, 
 
 
 def classic_ncut_embedding(
-    image: np.ndarray, k: int = 16, stride: int = 8, sigma_colour: float = 12.0, sigma_position: float = 0.15,
+    image: np.ndarray,
+    k: int = 16,
+    stride: int = 8,
+    sigma_colour: float = 12.0,
+    sigma_position: float = 0.15,
     sigma_texture: float = 8.0,
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Normalized-cuts embedding ``Z (h*w, k)`` of the image's grid from a dense Gaussian affinity

@@ -7,7 +7,7 @@ of clusters ``c``; the levels are scored at ODS/OIS like the thresholds of a UCM
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,8 @@ def kmeans(X: torch.Tensor, num_clusters: int, *, iters: int = 30, restarts: int
         raise ValueError(f"kmeans: need at least {num_clusters} points (N, f), got shape {tuple(X.shape)}")
     g = torch.Generator().manual_seed(seed)
     sq = (X * X).sum(1)
+    if restarts < 1:
+        raise ValueError(f"kmeans: restarts must be >= 1, got {restarts}")
     best, best_cost = None, float("inf")
     for _ in range(restarts):
         chosen = [int(torch.randint(len(X), (1,), generator=g))]
@@ -53,6 +55,7 @@ def kmeans(X: torch.Tensor, num_clusters: int, *, iters: int = 30, restarts: int
         cost = float(_sq_distances(X, sq, centres).amin(1).sum())
         if cost < best_cost:
             best, best_cost = centres, cost
+    assert best is not None, "restarts >= 1, so at least one clustering ran"
     return best
 
 

@@ -49,16 +49,20 @@ def make_covariances(num_per_class: int, n: int = 8, classes: int = 3, points: i
 def _gradient_checks() -> list[tuple[str, bool, bool]]:
     """(name, matbackprop passes gradcheck, plain autograd finite) at degenerate inputs."""
     results = []
-    for name, X in [("logm at 2I (5-fold tie)", 2 * torch.eye(5, dtype=torch.float64)),
-                    ("powm(0.5) at diag(1, 1, 3)", torch.diag(torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)))]:
+    for name, X in [
+        ("logm at 2I (5-fold tie)", 2 * torch.eye(5, dtype=torch.float64)),
+        ("powm(0.5) at diag(1, 1, 3)", torch.diag(torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64))),
+    ]:
         fn = logm if name.startswith("logm") else (lambda A: powm(A, 0.5))
         A = X.clone().requires_grad_(True)
-        ok = torch.autograd.gradcheck(lambda A: fn(0.5 * (A + A.mT)), (A,))
+        # raise_exception=False: a wrong gradient must come back as False (reported FAILED, exit code 1),
+        # not as an exception that ends the demo before it reports anything.
+        ok = torch.autograd.gradcheck(lambda A, fn=fn: fn(0.5 * (A + A.mT)), (A,), raise_exception=False)
         B = X.clone().requires_grad_(True)
         L, Q = torch.linalg.eigh(B)
         f = torch.log(L) if name.startswith("logm") else L.sqrt()
         ((Q * f.unsqueeze(-2)) @ Q.mT).sum().backward()
-        results.append((name, ok, bool(torch.isfinite(B.grad).all())))
+        results.append((name, bool(ok), B.grad is not None and bool(torch.isfinite(B.grad).all())))
     return results
 
 
@@ -84,13 +88,17 @@ def run_demo(epochs: int = 60, seed: int = 0) -> dict:
         test_acc = (model(X_test).argmax(1) == y_test).float().mean().item()
         # Baseline: the same linear classifier on the raw (Euclidean) matrices' upper triangles.
     baseline = _euclidean_baseline(X_train, y_train, X_test, y_test, epochs)
-    print(f"SPD classifier (BiMap -> ReEig -> LogEig -> linear): train accuracy {train_acc:.3f}, test accuracy {test_acc:.3f}")
+    print(
+        f"SPD classifier (BiMap -> ReEig -> LogEig -> linear): train accuracy {train_acc:.3f}, test accuracy {test_acc:.3f}"
+    )
     print(f"Euclidean baseline (linear on raw covariance entries): test accuracy {baseline:.3f}")
     print("float64 gradient checks at repeated eigenvalues:")
     checks = _gradient_checks()
     for name, ok, plain_finite in checks:
-        print(f"  {name}: matbackprop gradcheck {'passed' if ok else 'FAILED'}; "
-              f"plain autograd through torch.linalg.eigh {'finite' if plain_finite else 'returns NaN/inf'}")
+        print(
+            f"  {name}: matbackprop gradcheck {'passed' if ok else 'FAILED'}; "
+            f"plain autograd through torch.linalg.eigh {'finite' if plain_finite else 'returns NaN/inf'}"
+        )
     print(f"demo wall time: {time.perf_counter() - start:.1f} s")
     return {"train_accuracy": train_acc, "test_accuracy": test_acc, "baseline_accuracy": baseline, "checks": checks}
 

@@ -8,7 +8,7 @@ diagonal,
     dL/dX = sym( Q (Kt^T o (Q^T dL/dQ) + diag(dL/dL)) Q^T ).
 
 Couplings of tied eigenvalues (clusters of eigenvalues whose neighbouring gaps are below
-:func:`~matbackprop.linalg._common.tie_tolerance`, see :func:`~matbackprop.linalg._common.tied_pairs`)
+:func:`~matbackprop.linalg.common.tie_tolerance`, see :func:`~matbackprop.linalg.common.tied_pairs`)
 are set to zero. This is exact whenever the loss sees eigenvectors only through whole eigenspaces
 (projectors onto eigenspaces, eigenvalues): then ``Q^T dL/dQ`` is symmetric inside each eigenspace,
 and the antisymmetric coupling contributes nothing there. Losses that depend on individual
@@ -18,12 +18,16 @@ eigenvectors of a repeated eigenvalue have no derivative at all; smooth spectral
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 
-from ._checks import check_finite_symmetric, check_square, spectral_dtype
-from ._common import no_autocast, sym, tied_pairs
+from . import parallel
+from .checks import check_square, symmetrize_checked
+from .common import apply, no_autocast, sym, tied_pairs
+from .dtypes import as_spectral
 
-__all__ = ["eigh", "eigh_backward"]
+__all__ = ["eigh", "eigh_backward", "eigh_jvp"]
 
 
 def eigh_backward(L: torch.Tensor, Q: torch.Tensor, gL: torch.Tensor | None, gQ: torch.Tensor | None) -> torch.Tensor:
@@ -41,20 +45,54 @@ def eigh_backward(L: torch.Tensor, Q: torch.Tensor, gL: torch.Tensor | None, gQ:
     return sym(Q @ inner @ Q.transpose(-2, -1))
 
 
+def eigh_jvp(L: torch.Tensor, Q: torch.Tensor, dX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tangents ``(dL, dQ)`` of the eigendecomposition in the direction ``sym(dX)`` (forward mode).
+
+    With ``H = Q^T sym(dX) Q``: ``dL = diag(H)`` and ``dQ = Q (K o H)``, ``K_ij = 1 / (l_j - l_i)`` off the
+    diagonal. Tied pairs get ``K_ij = 0``, the same policy as :func:`eigh_backward` (whose adjoint
+    this is), so forward and reverse mode agree at ties too.
+    """
+    H = sym(Q.transpose(-2, -1) @ dX @ Q)
+    gap = L.unsqueeze(-2) - L.unsqueeze(-1)  # gap_ij = l_j - l_i
+    tied = tied_pairs(L)
+    K = H / torch.where(tied, torch.ones_like(gap), gap)
+    return H.diagonal(dim1=-2, dim2=-1), Q @ K.masked_fill(tied, 0.0)
+
+
 class _Eigh(torch.autograd.Function):
-    @staticmethod
-    def forward(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.linalg.eigh(X)
+    """Reverse mode only (the class ``torch.compile`` traces); :class:`_EighFwAD` adds the forward mode."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
+    def forward(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # A plain tuple, not torch's named structseq: vmap's generated rule flattens outputs as pytrees.
+        L, Q = parallel.map_batch(torch.linalg.eigh, X, core_dims=(2,))
+        return L, Q
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         L, Q = output
         ctx.save_for_backward(L, Q)
 
     @staticmethod
-    def backward(ctx, gL: torch.Tensor | None, gQ: torch.Tensor | None) -> torch.Tensor:
+    def backward(ctx: Any, gL: torch.Tensor | None, gQ: torch.Tensor | None) -> torch.Tensor:
         L, Q = ctx.saved_tensors
-        return eigh_backward(L, Q, gL, gQ)
+        return cast(
+            torch.Tensor, parallel.map_batch(eigh_backward, L, Q, gL, gQ, core_dims=(1, 2, 1, 2), phase="products")
+        )
+
+
+class _EighFwAD(_Eigh):
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        _Eigh.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*output)
+
+    @staticmethod
+    def jvp(ctx: Any, gX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        L, Q = ctx.saved_tensors
+        return eigh_jvp(L, Q, gX)
 
 
 def eigh(X: torch.Tensor, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,10 +103,22 @@ def eigh(X: torch.Tensor, *, check: bool = True) -> tuple[torch.Tensor, torch.Te
     with tied-eigenvalue couplings set to zero (never NaN or inf); see the module docstring for when
     that is exact. Half-precision input is computed in float32.
 
-    Raises ``ValueError`` for non-square, non-finite or non-symmetric input unless ``check=False``.
+    Raises ``ValueError`` for non-square, non-finite or non-symmetric input unless ``check=False``; input
+    symmetric up to rounding is symmetrised first (policy: :mod:`matbackprop.linalg.checks`). The
+    forward mode (``torch.func.jvp``/``jacfwd``) uses the same tie policy as the backward.
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> X = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+        >>> L, Q = mb.eigh(X)                         # ascending, like torch.linalg.eigh
+        >>> L
+        tensor([1., 3.], dtype=torch.float64)
+        >>> torch.allclose(Q @ torch.diag(L) @ Q.mT, X)
+        True
     """
     check_square(X, "eigh")
     if check:
-        check_finite_symmetric(X, "eigh")
+        X = symmetrize_checked(X, "eigh")
     with no_autocast(X):
-        return _Eigh.apply(spectral_dtype(X))
+        function = _Eigh if torch.compiler.is_compiling() else _EighFwAD
+        return cast(tuple[torch.Tensor, torch.Tensor], apply(function, as_spectral(X)))

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import batch_index, check_finite_symmetric, check_square, spectral_dtype
-from ._common import no_autocast, sym
+from .checks import check_finite_symmetric, check_square, is_tracing, physical, require
+from .common import no_autocast, sym
+from .dtypes import as_spectral
 
 __all__ = ["sqrtm_newton_schulz", "invsqrtm_newton_schulz", "newton_schulz"]
 
@@ -31,11 +32,8 @@ def _check_positive_definite(X: torch.Tensor, name: str) -> None:
     # A Cholesky factorisation is a cheap positive-definiteness test, far cheaper than eigh.
     if X.numel() == 0:
         return
-    _, info = torch.linalg.cholesky_ex(X)
-    bad = info != 0
-    if bool(bad.any()):
-        where = f"batch index {batch_index(bad)}" if bad.dim() else "the input"
-        raise ValueError(f"{name}: input must be positive definite, but it is not at {where}")
+    _, info = torch.linalg.cholesky_ex(X if is_tracing() else physical(X))
+    require(info == 0, name, "input must be positive definite, but it is not")
 
 
 def newton_schulz(X: torch.Tensor, num_iters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,17 +58,33 @@ def _prepare(X: torch.Tensor, name: str, check: bool) -> torch.Tensor:
     check_square(X, name)
     if check:
         check_finite_symmetric(X, name)
-        _check_positive_definite(spectral_dtype(X), name)
-    return spectral_dtype(X)
+        _check_positive_definite(as_spectral(X), name)
+    return as_spectral(X)
 
 
 def sqrtm_newton_schulz(X: torch.Tensor, num_iters: int = 10, *, check: bool = True) -> torch.Tensor:
-    """Approximate ``X^(1/2)`` of SPD ``X (..., n, n)`` by ``num_iters`` coupled Newton-Schulz steps."""
+    """Approximate ``X^(1/2)`` of SPD ``X (..., n, n)`` by ``num_iters`` coupled Newton-Schulz steps.
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> X = torch.tensor([[5.0, 4.0], [4.0, 5.0]], dtype=torch.float64)
+        >>> R = mb.sqrtm_newton_schulz(X, num_iters=20)
+        >>> torch.allclose(R, mb.sqrtm(X), atol=1e-6)
+        True
+    """
     with no_autocast(X):
         return newton_schulz(_prepare(X, "sqrtm_newton_schulz", check), num_iters)[0]
 
 
 def invsqrtm_newton_schulz(X: torch.Tensor, num_iters: int = 10, *, check: bool = True) -> torch.Tensor:
-    """Approximate ``X^(-1/2)`` of SPD ``X (..., n, n)`` by ``num_iters`` coupled Newton-Schulz steps."""
+    """Approximate ``X^(-1/2)`` of SPD ``X (..., n, n)`` by ``num_iters`` coupled Newton-Schulz steps.
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> X = torch.tensor([[5.0, 4.0], [4.0, 5.0]], dtype=torch.float64)
+        >>> R = mb.invsqrtm_newton_schulz(X, num_iters=20)
+        >>> torch.allclose(R, mb.invsqrtm(X), atol=1e-6)
+        True
+    """
     with no_autocast(X):
         return newton_schulz(_prepare(X, "invsqrtm_newton_schulz", check), num_iters)[1]

@@ -27,12 +27,16 @@ gradient finite.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 
-from ._checks import check_finite, check_matrix, spectral_dtype
-from ._common import no_autocast, tie_tolerance, tied_pairs
+from . import parallel
+from .checks import check_finite, check_matrix
+from .common import apply, no_autocast, tie_tolerance, tied_pairs
+from .dtypes import as_spectral
 
-__all__ = ["svd", "svd_backward"]
+__all__ = ["svd", "svd_backward", "svd_jvp"]
 
 
 def _fold_complement(B: torch.Tensor, gB: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -89,24 +93,66 @@ def svd_backward(
 
     UtgU = U.transpose(-2, -1) @ gU if gU is not None else None
     VtgV = V.transpose(-2, -1) @ gV if gV is not None else None
-    a = _skew(UtgU) if gU is not None else None
-    b = _skew(VtgV) if gV is not None else None
-    plus = a if b is None else (b if a is None else a + b)
-    minus = a if b is None else (-b if a is None else a - b)
-    inner = plus * inv_diff + minus * inv_total
+    a = _skew(UtgU) if UtgU is not None else torch.zeros_like(inv_diff)
+    b = _skew(VtgV) if VtgV is not None else torch.zeros_like(inv_diff)
+    inner = (a + b) * inv_diff + (a - b) * inv_total
     if gS is not None:
         inner = inner + torch.diag_embed(gS)
     # U inner Vh plus the out-of-span terms, arranged so that each m x k or k x n product happens once:
     # (I - U U^T) gU S^-1 = gU S^-1 - U (U^T gU) S^-1.
-    if gU is not None and m > k:
+    if gU is not None and UtgU is not None and m > k:
         left = U @ (inner - UtgU * S_inv.unsqueeze(-2)) + gU * S_inv.unsqueeze(-2)
     else:
         left = U @ inner
     gX = left @ Vh
-    if gV is not None and n > k:
+    if gV is not None and VtgV is not None and n > k:
         # U S^-1 gV^T (I - V V^T) = U S^-1 (gV^T - (V^T gV)^T Vh)
         gX = gX + U @ (S_inv.unsqueeze(-1) * (gV.transpose(-2, -1) - VtgV.transpose(-2, -1) @ Vh))
     return gX
+
+
+def svd_jvp(
+    U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor, dX: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tangents ``(dU, dS, dVh)`` of the SVD (thin or full) in the direction ``dX`` (forward mode).
+
+    With ``P = U^T dX V`` (thin factors): ``dS = diag(P)``,
+    ``dU = U [(P + P^T) o D + (P - P^T) o T] + (I - U U^T) dX V S^+`` and
+    ``dV = V [(P + P^T) o D - (P - P^T) o T] + (I - V V^T) dX^T U S^+``, where
+    ``D_ij = 1 / (2 (s_j - s_i))`` (0 at ties) and ``T_ij = 1 / (2 (s_j + s_i))``: the split of
+    ``(s_j P_ij + s_i P_ji) / (s_j^2 - s_i^2)`` used by :func:`svd_backward`, with the same tie and
+    zero-singular-value policies (this is its adjoint). Complement columns of full factors move by
+    their canonical variation ``dU_2 = -U_1 dU_1^T U_2``.
+    """
+    k = S.shape[-1]
+    m, n = U.shape[-2], Vh.shape[-1]
+    U1, V1 = U[..., :k], Vh[..., :k, :].transpose(-2, -1)
+    dXV = dX @ V1
+    P = U1.transpose(-2, -1) @ dXV
+    diff = S.unsqueeze(-2) - S.unsqueeze(-1)  # s_j - s_i
+    total = S.unsqueeze(-2) + S.unsqueeze(-1)
+    inv_diff = _safe_reciprocal(2.0 * diff, tied_pairs(S))
+    inv_total = _safe_reciprocal(2.0 * total, total <= tie_tolerance(S))
+    zero = S <= max(m, n) * torch.finfo(S.dtype).eps * S.amax(-1, keepdim=True)
+    S_inv = _safe_reciprocal(S, zero).unsqueeze(-2)
+    plus, minus = (P + P.transpose(-2, -1)) * inv_diff, (P - P.transpose(-2, -1)) * inv_total
+    dU1 = U1 @ (plus + minus)
+    if m > k:
+        dU1 = dU1 + (dXV - U1 @ P) * S_inv
+    dV1 = V1 @ (plus - minus)
+    if n > k:
+        dV1 = dV1 + (dX.transpose(-2, -1) @ U1 - V1 @ P.transpose(-2, -1)) * S_inv
+    dU = _complement_tangent(U, dU1, k)
+    dV = _complement_tangent(Vh.transpose(-2, -1), dV1, k)
+    return dU, P.diagonal(dim1=-2, dim2=-1), dV.transpose(-2, -1)
+
+
+def _complement_tangent(B: torch.Tensor, dB1: torch.Tensor, k: int) -> torch.Tensor:
+    """Tangent of a full factor ``B = [B_1 B_2]``: ``dB_2 = -B_1 dB_1^T B_2``."""
+    if B.shape[-1] == k:
+        return dB1
+    B1, B2 = B[..., :k], B[..., k:]
+    return torch.cat([dB1, -B1 @ (dB1.transpose(-2, -1) @ B2)], dim=-1)
 
 
 def _gram64(X: torch.Tensor, rows: int = 1 << 15) -> torch.Tensor:
@@ -115,7 +161,7 @@ def _gram64(X: torch.Tensor, rows: int = 1 << 15) -> torch.Tensor:
         return X.transpose(-2, -1) @ X
     n = X.shape[-1]
     C = torch.zeros(X.shape[:-2] + (n, n), dtype=torch.float64, device=X.device)
-    for block in X.split(rows, dim=-2):
+    for block in torch.split(X, rows, dim=-2):
         block = block.to(torch.float64)
         C += block.transpose(-2, -1) @ block
     return C
@@ -130,24 +176,59 @@ def _svd_via_gram(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     lost = S <= torch.finfo(torch.float64).eps ** 0.5 * S.amax(-1, keepdim=True)
     V_over_S = (V / torch.where(lost, torch.ones_like(S), S).unsqueeze(-2)).masked_fill(lost.unsqueeze(-2), 0.0)
     U = X @ V_over_S.to(X.dtype)
-    return U, S.to(X.dtype), V.transpose(-2, -1).to(X.dtype)
+    # copy=True: the outputs of an autograd Function must not be views (here of V): forward-mode AD traced by
+    # torch.func.linearize fails on them with an internal assert ("has_fw_view"). Float64 input: no conversion.
+    return U, S.to(X.dtype), V.transpose(-2, -1).to(X.dtype, copy=True)
 
 
 class _Svd(torch.autograd.Function):
-    @staticmethod
-    def forward(X: torch.Tensor, full_matrices: bool, gram: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if gram:
-            return _svd_via_gram(X)
-        return torch.linalg.svd(X, full_matrices=full_matrices)
+    """Reverse mode only (the class ``torch.compile`` traces); :class:`_SvdFwAD` adds the forward mode."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
+    def forward(X: torch.Tensor, full_matrices: bool, gram: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def decompose(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return _svd_via_gram(X) if gram else torch.linalg.svd(X, full_matrices=full_matrices)
+
+        # A plain tuple, not torch's named structseq: vmap's generated rule flattens outputs as pytrees.
+        U, S, Vh = parallel.map_batch(decompose, X, core_dims=(2,), n=parallel.matrix_size(X))
+        return U, S, Vh
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         ctx.save_for_backward(*output)
 
     @staticmethod
-    def backward(ctx, gU, gS, gVh):
+    def backward(
+        ctx: Any, gU: torch.Tensor | None, gS: torch.Tensor | None, gVh: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         U, S, Vh = ctx.saved_tensors
-        return svd_backward(U, S, Vh, gU, gS, gVh), None, None
+        gX = parallel.map_batch(
+            svd_backward,
+            U,
+            S,
+            Vh,
+            gU,
+            gS,
+            gVh,
+            core_dims=(2, 1, 2, 2, 1, 2),
+            n=parallel.matrix_size(U, Vh),
+            phase="products",
+        )
+        return gX, None, None
+
+
+class _SvdFwAD(_Svd):
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        _Svd.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*output)
+
+    @staticmethod
+    def jvp(ctx: Any, gX: torch.Tensor, gfull: Any, ggram: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        U, S, Vh = ctx.saved_tensors
+        return svd_jvp(U, S, Vh, gX)
 
 
 def svd(
@@ -168,12 +249,26 @@ def svd(
 
     Raises ``ValueError`` for input that is not a (batch of) matrices or has non-finite entries
     (``check=False`` skips the finiteness scan).
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> A = torch.tensor([[3.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=torch.float64)
+        >>> U, S, Vh = mb.svd(A)                      # reduced SVD by default
+        >>> U.shape, S, Vh.shape
+        (torch.Size([3, 2]), tensor([3., 2.], dtype=torch.float64), torch.Size([2, 2]))
+        >>> torch.allclose(U @ torch.diag(S) @ Vh, A)
+        True
     """
     check_matrix(X, "svd")
     if gram and (full_matrices or X.shape[-2] < X.shape[-1]):
-        raise ValueError(f"svd: gram=True computes the thin SVD of tall matrices (m >= n), got shape {tuple(X.shape)}"
-                         f" with full_matrices={full_matrices}")
+        raise ValueError(
+            f"svd: gram=True computes the thin SVD of tall matrices (m >= n), got shape {tuple(X.shape)}"
+            f" with full_matrices={full_matrices}"
+        )
     if check:
         check_finite(X, "svd")
     with no_autocast(X):
-        return _Svd.apply(spectral_dtype(X), full_matrices, gram)
+        function = _Svd if torch.compiler.is_compiling() else _SvdFwAD
+        return cast(
+            tuple[torch.Tensor, torch.Tensor, torch.Tensor], apply(function, as_spectral(X), full_matrices, gram)
+        )

@@ -16,23 +16,25 @@ with SciPy's sparse assignment solver (a min-cost matching among the
 maximum-cardinality ones); a plain Hopcroft-Karp maximum matching is
 available too, with the same recall but a slightly different precision.
 
-Thinning reproduces MATLAB's ``bwmorph(bw, 'thin', Inf)`` (checked pixel for
-pixel against scikit-image's ``thin``, which implements the same algorithm).
+Thinning (:mod:`matbackprop.metrics.thinning`, re-exported here) reproduces MATLAB's
+``bwmorph(bw, 'thin', Inf)``.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import (
     connected_components,
     maximum_bipartite_matching,
     min_weight_full_bipartite_matching,
 )
+
+from .thinning import _NEIGHBOUR_WEIGHTS, _THIN_FIRST, _THIN_SECOND, thin  # noqa: F401  (re-exported)
 
 __all__ = [
     "thin",
@@ -49,82 +51,8 @@ MAX_DIST = 0.0075
 
 # Target size (nodes) of the assignment problems solved in one call.
 _BATCH_NODES = 256
-
-# ---------------------------------------------------------------------------
-# Thinning (the algorithm behind MATLAB's bwmorph(bw, 'thin', Inf))
-# ---------------------------------------------------------------------------
-
-# Weights that pack the 8 neighbours of a pixel into one byte. Bit k holds
-# neighbour x_{k+1} of Lam, Lee & Suen (1992): x1 east, then anticlockwise.
-_NEIGHBOUR_WEIGHTS = np.array(
-    [[8, 4, 2],
-     [16, 0, 1],
-     [32, 64, 128]], dtype=np.int32)
-
-
-def _thin_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Deletion tables of the two sub-iterations, indexed by neighbour byte.
-
-    A pixel p is deleted in the first sub-iteration when
-    G1: its crossing number X_H(p) is 1 (it is a simple, non-end point),
-    G2: 2 <= min(n1(p), n2(p)) <= 3 (it is not an end point of a stroke),
-    G3: (x2 | x3 | ~x8) & x1 == 0 (it lies on a south-east boundary);
-    the second sub-iteration uses G3': (x6 | x7 | ~x4) & x5 == 0.
-    Lam, Lee & Suen, "Thinning methodologies - a comprehensive survey",
-    PAMI 1992, p. 879 (the algorithm MATLAB documents for bwmorph 'thin').
-    """
-    codes = np.arange(256)
-    x = [(codes >> k) & 1 for k in range(8)]  # x[0] is x1, ... x[7] is x8
-
-    def nb(i: int) -> np.ndarray:  # 1-based, cyclic
-        return x[(i - 1) % 8]
-
-    crossing = sum(
-        ((1 - nb(2 * i - 1)) & (nb(2 * i) | nb(2 * i + 1))) for i in range(1, 5)
-    )
-    n1 = sum((nb(2 * k - 1) | nb(2 * k)) for k in range(1, 5))
-    n2 = sum((nb(2 * k) | nb(2 * k + 1)) for k in range(1, 5))
-    mn = np.minimum(n1, n2)
-    g12 = (crossing == 1) & (mn >= 2) & (mn <= 3)
-    g3 = ((nb(2) | nb(3) | (1 - nb(8))) & nb(1)) == 0
-    g3p = ((nb(6) | nb(7) | (1 - nb(4))) & nb(5)) == 0
-    return g12 & g3, g12 & g3p
-
-
-_THIN_FIRST, _THIN_SECOND = _thin_tables()
-
-
-def thin(bw: np.ndarray, max_iter: int | None = None) -> np.ndarray:
-    """Thin binary shapes to one-pixel-wide, 8-connected curves.
-
-    Reproduces MATLAB's ``bwmorph(bw, 'thin', Inf)``, which the benchmark
-    applies to machine boundaries before matching: two parallel
-    sub-iterations, each deleting the pixels its table marks, repeated until
-    nothing changes. Pixels outside the image count as background.
-
-    Parameters
-    ----------
-    bw : (H, W) array, non-zero = foreground.
-    max_iter : number of full iterations, ``None`` for "until stable".
-
-    Returns
-    -------
-    (H, W) bool array.
-    """
-    skel = np.asarray(bw).astype(bool)
-    if skel.ndim != 2:
-        raise ValueError(f"thin expects a 2-D map, got shape {skel.shape}")
-    skel = skel.copy()
-    it = 0
-    while max_iter is None or it < max_iter:
-        before = int(skel.sum())
-        for table in (_THIN_FIRST, _THIN_SECOND):
-            code = ndimage.correlate(skel.astype(np.int32), _NEIGHBOUR_WEIGHTS, mode="constant")
-            skel &= ~table[code]
-        it += 1
-        if int(skel.sum()) == before:
-            break
-    return skel
+# Solved components kept per annotator before the cache is cleared.
+_CACHE_LIMIT = 50_000
 
 
 def seg_to_boundaries(seg: np.ndarray) -> np.ndarray:
@@ -145,6 +73,16 @@ def seg_to_boundaries(seg: np.ndarray) -> np.ndarray:
     Returns
     -------
     (H, W) bool boundary map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 3]])
+    >>> metrics.seg_to_boundaries(seg).astype(int)
+    array([[0, 1, 0, 0],
+           [1, 1, 1, 1],
+           [0, 0, 0, 0]])
     """
     s = np.asarray(seg)
     if s.ndim != 2:
@@ -169,10 +107,11 @@ def seg_to_boundaries(seg: np.ndarray) -> np.ndarray:
 # Correspondence
 # ---------------------------------------------------------------------------
 
+
 def _disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer offsets (dy, dx) with dy^2 + dx^2 <= radius^2, and their lengths."""
     r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     d2 = dy * dy + dx * dx
     keep = d2 <= radius * radius
     return dy[keep], dx[keep], np.sqrt(d2[keep])
@@ -203,9 +142,14 @@ class _Neighbourhoods:
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
         self.flat = y * w + x
         self.nbr = np.where(inside, yy * w + xx, h * w)
+        # Outlier cost of the assignment: 100 times the dearest possible pair (in 1/100 pixel, +1),
+        # a constant so that a component's optimum does not depend on the rest of the map.
+        self.big = 100.0 * (float(np.rint(self.dist.max(initial=0.0) * 100.0)) + 1.0)
+        # Solved components, keyed by their machine pixels (see _min_cost_matches).
+        self.solutions: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _match_count_graph(b1: np.ndarray, nb: "_Neighbourhoods"):
+def _match_count_graph(b1: np.ndarray, nb: _Neighbourhoods):
     """Sparse bipartite graph (human pixel x machine pixel) of admissible pairs.
 
     Returns the CSR graph, whose rows are the human pixels of ``nb`` and
@@ -231,7 +175,9 @@ def _match_count_graph(b1: np.ndarray, nb: "_Neighbourhoods"):
     return g, dist, flat1
 
 
-def _min_cost_max_matching(g: csr_matrix, dist: np.ndarray) -> np.ndarray:
+def _min_cost_matches(
+    g: csr_matrix, dist: np.ndarray, flat1: np.ndarray, nb: _Neighbourhoods
+) -> tuple[np.ndarray, np.ndarray]:
     """Among maximum-cardinality matchings of ``g``, one of least total distance.
 
     The official code's construction in exact form: each pixel of either
@@ -241,37 +187,93 @@ def _min_cost_max_matching(g: csr_matrix, dist: np.ndarray) -> np.ndarray:
     ``sum(pair costs) + big * (#unpaired pixels) + #pairs``, so the optimum
     pairs as many pixels as possible first, then minimises their distances.
 
+    The problem splits over the connected components of the pair graph, and
+    a component is fully determined by its machine pixels (its human pixels
+    are all those within reach of them, its pairs and costs follow from the
+    geometry). Along a threshold series most components recur unchanged, so
+    each component's solution is cached on ``nb`` under its machine pixels
+    and solved once per annotator.
+
     Parameters
     ----------
     g : (n_rows, n_cols) CSR graph whose stored entries, in storage order,
-        are the admissible pairs.
+        are the admissible pairs (rows: ``nb``'s human pixels; columns: the
+        machine pixels ``flat1``).
     dist : (g.nnz,) distance of each stored pair, in pixels.
+    flat1 : (n_cols,) flat index of each machine pixel.
+    nb : the annotator's neighbourhoods, holding the cache.
 
     Returns
     -------
-    (n_rows,) int array: the matched column of each row, or -1.
+    Flat indices of the paired machine pixels and of their human partners.
     """
-    n_rows, _ = g.shape
-    match = np.full(n_rows, -1, dtype=np.int64)
+    n_rows, n_cols = g.shape
     r = np.repeat(np.arange(n_rows), np.diff(g.indptr))
     c = g.indices.astype(np.int64)
+    empty = np.empty(0, dtype=np.int64)
     if r.size == 0:
-        return match
+        return empty, empty
     # Integer costs in 1/100 pixel as in the official code (SciPy's LAPJVsp
     # may not terminate on fractional costs); +1 keeps zero-length pairs as
     # stored entries. The official outlier cost is 100 radii, i.e. about 100
     # times the dearest pair: an augmenting path would need ~200 pairs to
     # make leaving two pixels unpaired cheaper.
     w_real = np.rint(np.asarray(dist, dtype=float) * 100.0) + 1.0
-    big = 100.0 * float(w_real.max())
-    # The problem splits over the connected components of the pair graph.
-    # The solver's cost grows faster than linearly with size, so the
-    # components are solved in batches of about _BATCH_NODES nodes (one
-    # call per component would cost more in Python overhead).
-    n_nodes = n_rows + g.shape[1]
+    n_nodes = n_rows + n_cols
     adj = coo_matrix((np.ones(r.size), (r, n_rows + c)), shape=(n_nodes, n_nodes))
     _, comp = connected_components(adj, directed=False)
-    used = np.zeros(n_nodes, dtype=bool)
+    # machine pixels with a pair, grouped by component; the group's pixels are its cache key
+    cols = np.unique(c)
+    ccomp = comp[n_rows + cols]
+    corder = np.argsort(ccomp, kind="stable")
+    cstarts = np.flatnonzero(np.r_[True, ccomp[corder][1:] != ccomp[corder][:-1], True])
+    p1, p2 = [], []
+    todo = np.zeros(int(comp.max()) + 1, dtype=bool)
+    keys: dict[int, bytes] = {}
+    for lo, hi in itertools.pairwise(cstarts):
+        k = int(ccomp[corder[lo]])
+        key = flat1[cols[corder[lo:hi]]].tobytes()  # flat1 is increasing: a canonical order
+        hit = nb.solutions.get(key)
+        if hit is None:
+            todo[k] = True
+            keys[k] = key
+        else:
+            p1.append(hit[0])
+            p2.append(hit[1])
+    if keys:
+        match = _solve_components(r, c, w_real, comp, todo, n_rows, nb.big)
+        rows = np.flatnonzero(match >= 0)
+        rcomp = comp[rows]
+        rorder = np.argsort(rcomp, kind="stable")
+        found = {}
+        rstarts = np.flatnonzero(np.r_[True, rcomp[rorder][1:] != rcomp[rorder][:-1], True])
+        for lo, hi in itertools.pairwise(rstarts):
+            sel = rows[rorder[lo:hi]]
+            found[int(comp[sel[0]])] = (flat1[match[sel]], nb.flat[sel])
+        if len(nb.solutions) > _CACHE_LIMIT:  # bound memory on very long series
+            nb.solutions.clear()
+        for k, key in keys.items():
+            sol = found.get(k, (empty, empty))
+            nb.solutions[key] = sol
+            p1.append(sol[0])
+            p2.append(sol[1])
+    if not p1:
+        return empty, empty
+    return np.concatenate(p1), np.concatenate(p2)
+
+
+def _solve_components(r, c, w_real, comp, todo, n_rows, big) -> np.ndarray:
+    """Min-cost maximum matching restricted to the components flagged in ``todo``.
+
+    The solver's cost grows faster than linearly with size, so the
+    components are solved in batches of about _BATCH_NODES nodes (one call
+    per component would cost more in Python overhead). Returns the matched
+    column of each row (-1: unpaired or not in a flagged component).
+    """
+    match = np.full(n_rows, -1, dtype=np.int64)
+    keep = todo[comp[r]]
+    r, c, w_real = r[keep], c[keep], w_real[keep]
+    used = np.zeros(comp.size, dtype=bool)
     used[r] = True
     used[n_rows + c] = True
     size = np.bincount(comp[used], minlength=int(comp.max()) + 1)
@@ -279,7 +281,7 @@ def _min_cost_max_matching(g: csr_matrix, dist: np.ndarray) -> np.ndarray:
     eb = batch[comp[r]]
     order = np.argsort(eb, kind="stable")
     bounds = np.flatnonzero(np.r_[True, eb[order][1:] != eb[order][:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         e = order[lo:hi]
         # nodes without any admissible pair stay out: they can only be unpaired
         ur, rl = np.unique(r[e], return_inverse=True)
@@ -343,9 +345,8 @@ def _matches(b1: np.ndarray, nb: _Neighbourhoods, min_cost: bool) -> tuple[np.nd
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
     if min_cost:
-        match = _min_cost_max_matching(g, dist)
-    else:
-        match = maximum_bipartite_matching(g, perm_type="column")
+        return _min_cost_matches(g, dist, flat1, nb)
+    match = maximum_bipartite_matching(g, perm_type="column")
     ok = match >= 0
     return flat1[match[ok]], nb.flat[ok]
 
@@ -377,6 +378,18 @@ def correspond_pixels(
     -------
     match1 : (H, W) bool, pixels of ``bmap1`` paired with a pixel of ``bmap2``.
     match2 : (H, W) bool, pixels of ``bmap2`` paired with a pixel of ``bmap1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> a = np.zeros((6, 6), dtype=bool); a[:, 2] = True
+    >>> b = np.zeros((6, 6), dtype=bool); b[:, 3] = True    # the same line, one pixel to the right
+    >>> m1, m2 = metrics.correspond_pixels(a, b, max_dist=0.2)   # max_dist: fraction of the image diagonal
+    >>> int(m1.sum()), int(m2.sum())                # every pixel matched
+    (6, 6)
+    >>> int(metrics.correspond_pixels(a, b, max_dist=0.01)[0].sum())   # closer than one pixel: none
+    0
     """
     b1 = np.asarray(bmap1).astype(bool)
     b2 = np.asarray(bmap2).astype(bool)
@@ -423,11 +436,18 @@ def boundary_counts(
     max_dist : matching tolerance as a fraction of the diagonal.
     thin_map : thin ``bmap`` first, as the benchmark does by default.
     min_cost : see :func:`correspond_pixels`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> human = [metrics.seg_to_boundaries(g) for g in gts]
+    >>> metrics.boundary_counts(metrics.seg_to_boundaries(seg), human)   # recall 5/7, precision 4/4
+    BoundaryCounts(cnt_r=5, sum_r=7, cnt_p=4, sum_p=4)
     """
-    human = (
-        gt_boundaries if isinstance(gt_boundaries, HumanBoundaries)
-        else HumanBoundaries(gt_boundaries, max_dist)
-    )
+    human = gt_boundaries if isinstance(gt_boundaries, HumanBoundaries) else HumanBoundaries(gt_boundaries, max_dist)
     b = np.asarray(bmap).astype(bool)
     if b.shape != human.shape:
         raise ValueError(f"machine map has shape {b.shape}, human maps {human.shape}")
@@ -439,6 +459,4 @@ def boundary_counts(
         p1, p2 = _matches(b, nb, min_cost)
         acc[p1] = True
         cnt_r += int(p2.size)
-    return BoundaryCounts(
-        cnt_r=cnt_r, sum_r=int(sum(human.totals)), cnt_p=int(acc.sum()), sum_p=int(b.sum())
-    )
+    return BoundaryCounts(cnt_r=cnt_r, sum_r=int(sum(human.totals)), cnt_p=int(acc.sum()), sum_p=int(b.sum()))

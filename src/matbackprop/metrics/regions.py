@@ -7,10 +7,19 @@ Arbelaez, Maire, Fowlkes & Malik, "Contour Detection and Hierarchical Image
 Segmentation", TPAMI 2011 (the data set itself is Martin, Fowlkes, Tal & Malik,
 ICCV 2001).
 
-Conventions (all of them those of the official benchmark):
+Conventions:
 
-* label maps hold non-negative integers; label ``0`` means "unlabelled": it is
-  never a region and, for PRI and VI, its pixels are left out entirely;
+* label maps hold non-negative integers and every label is a region, ``0``
+  included, so a 0-based map (k-means output, ``np.unique(..., return_inverse=True)``)
+  scores exactly like the same partition shifted to start at 1 (the official
+  PRI/VI code shifts labels to start at 1 for the same reason);
+* pixels are left out only on request: ``ignore_labels=(0,)`` (scikit-image's
+  name) drops every pixel that carries one of those labels in the segmentation
+  or in a ground truth from PRI and VI, and such labels are never regions for
+  the covering (the official covering skips label 0 only because MATLAB's
+  ``bwlabel`` gives it to boundary pixels; the BSDS inputs, UCM segmentations
+  read at pixel centres and the human maps, never contain it, so the official
+  results are reproduced with the default);
 * covering is *pooled*: the covering of the ground truths by a segmentation sums
   the overlap-weighted areas of the regions of every annotator and divides by
   the total area of all of them (``K`` annotators count the image ``K`` times);
@@ -23,8 +32,8 @@ no Python loop over pixels.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -73,6 +82,16 @@ def _check_gts(seg: np.ndarray, gts: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def _ignored(size: int, ignore_labels: Iterable[int]) -> np.ndarray:
+    """Boolean mask over labels ``0 .. size-1``: which of them are in ``ignore_labels``."""
+    mask = np.zeros(size, dtype=bool)
+    labels = np.asarray(list(ignore_labels), dtype=np.int64)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"ignore_labels must be non-negative labels, got {labels.tolist()}")
+    mask[labels[labels < size]] = True
+    return mask
+
+
 def region_areas(labels: np.ndarray) -> np.ndarray:
     """Pixel count of every label ``0 .. labels.max()``.
 
@@ -82,7 +101,7 @@ def region_areas(labels: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    (labels.max() + 1,) int64 array; entry 0 counts the unlabelled pixels.
+    (labels.max() + 1,) int64 array; entry ``i`` counts the pixels labelled ``i``.
     """
     a = _as_labels(labels, "labels")
     return np.bincount(a.ravel(), minlength=int(a.max(initial=0)) + 1)
@@ -111,13 +130,21 @@ class ContingencyTable:
     area_a: np.ndarray
     area_b: np.ndarray
 
-    def without_zero(self) -> "ContingencyTable":
-        """The table restricted to pixels where both labels are non-zero."""
-        keep = (self.rows > 0) & (self.cols > 0)
+    def without_labels(self, ignore_labels: Iterable[int]) -> ContingencyTable:
+        """The table restricted to pixels whose labels in ``a`` and in ``b`` are both outside
+        ``ignore_labels`` (marginals recomputed from the kept pixels)."""
+        ignore = tuple(ignore_labels)
+        if not ignore:
+            return self
+        keep = ~_ignored(self.area_a.size, ignore)[self.rows] & ~_ignored(self.area_b.size, ignore)[self.cols]
         rows, cols, counts = self.rows[keep], self.cols[keep], self.counts[keep]
         area_a = np.bincount(rows, weights=counts, minlength=self.area_a.size).astype(np.int64)
         area_b = np.bincount(cols, weights=counts, minlength=self.area_b.size).astype(np.int64)
         return ContingencyTable(rows, cols, counts, area_a, area_b)
+
+    def without_zero(self) -> ContingencyTable:
+        """``without_labels((0,))``: the table restricted to pixels where both labels are non-zero."""
+        return self.without_labels((0,))
 
     @property
     def total(self) -> int:
@@ -134,6 +161,16 @@ def contingency_table(a: np.ndarray, b: np.ndarray) -> ContingencyTable:
     Returns
     -------
     ContingencyTable holding only the non-empty cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> a = np.array([[0, 0, 1], [0, 1, 1]])
+    >>> b = np.array([[5, 5, 5], [7, 7, 7]])
+    >>> t = metrics.contingency_table(a, b)
+    >>> [(int(i), int(j), int(n)) for i, j, n in zip(t.rows, t.cols, t.counts)]   # (a, b, pixels)
+    [(0, 5, 2), (1, 5, 1), (0, 7, 1), (1, 7, 2)]
     """
     a = _as_labels(a, "a").ravel()
     b = _as_labels(b, "b").ravel()
@@ -156,11 +193,11 @@ def contingency_table(a: np.ndarray, b: np.ndarray) -> ContingencyTable:
     return ContingencyTable(rows, cols, counts.astype(np.int64), area_a, area_b)
 
 
-def _best_overlaps(t: ContingencyTable) -> tuple[np.ndarray, np.ndarray]:
+def _best_overlaps(t: ContingencyTable, ignore_labels: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Best intersection-over-union of every label with the labels of the other map.
 
-    Label 0 is never a candidate match. Region areas come from the full
-    marginals (label 0 included), as in the official code.
+    Labels in ``ignore_labels`` are never candidate matches. Region areas come
+    from the full marginals (ignored pixels included), as in the official code.
 
     Returns
     -------
@@ -168,7 +205,8 @@ def _best_overlaps(t: ContingencyTable) -> tuple[np.ndarray, np.ndarray]:
     best_b : (area_b.size,) float, best IoU of each label of ``b`` over ``a``.
     Labels absent from a map get 0.
     """
-    keep = (t.rows > 0) & (t.cols > 0)
+    ignore = tuple(ignore_labels)
+    keep = ~_ignored(t.area_a.size, ignore)[t.rows] & ~_ignored(t.area_b.size, ignore)[t.cols]
     rows, cols, n = t.rows[keep], t.cols[keep], t.counts[keep]
     iou = n / (t.area_a[rows] + t.area_b[cols] - n)
     best_a = np.zeros(t.area_a.size)
@@ -197,7 +235,8 @@ class CoveringCounts:
         annotators' regions.
     gt_best : (sum_k n_k,) float
         Best IoU of every ground-truth region (annotators concatenated, labels
-        ``1..max`` of each), used for the "Best" column of the benchmark.
+        ``0..max`` of each less ``ignore_labels``; absent labels have area 0),
+        used for the "Best" column of the benchmark.
     gt_areas : (sum_k n_k,) float
         Area of every ground-truth region, in the same order.
     """
@@ -210,7 +249,7 @@ class CoveringCounts:
     gt_areas: np.ndarray
 
 
-def covering_counts(seg: np.ndarray, gts: Sequence[np.ndarray]) -> CoveringCounts:
+def covering_counts(seg: np.ndarray, gts: Sequence[np.ndarray], *, ignore_labels: Iterable[int] = ()) -> CoveringCounts:
     """Covering counts of a segmentation against several ground truths.
 
     The covering of ``G`` by ``S`` is
@@ -220,43 +259,59 @@ def covering_counts(seg: np.ndarray, gts: Sequence[np.ndarray]) -> CoveringCount
 
     Parameters
     ----------
-    seg : (H, W) integer label map, regions labelled ``1..n``.
+    seg : (H, W) integer label map; every label is a region.
     gts : list of (H, W) integer label maps.
+    ignore_labels : labels that are never regions, in ``seg`` or in the ground
+        truths (e.g. ``(0,)`` for "unlabelled"); default none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> c = metrics.covering_counts(seg, gts)
+    >>> c.cnt_r, c.sum_r                           # covering = cnt_r / sum_r, pooled over annotators
+    (16.0, 24.0)
     """
     s = _as_labels(seg, "seg")
     gl = _check_gts(s, gts)
-    return _covering_from_tables(s, [contingency_table(s, g) for g in gl])
+    return _covering_from_tables(s, [contingency_table(s, g) for g in gl], tuple(ignore_labels))
 
 
-def _covering_from_tables(s: np.ndarray, tables: Sequence[ContingencyTable]) -> CoveringCounts:
+def _covering_from_tables(
+    s: np.ndarray, tables: Sequence[ContingencyTable], ignore_labels: tuple[int, ...] = ()
+) -> CoveringCounts:
     area_s = np.bincount(s.ravel(), minlength=int(s.max(initial=0)) + 1)
+    keep_s = ~_ignored(area_s.size, ignore_labels)
     best_seg = np.zeros(area_s.size)
     gt_best, gt_areas = [], []
     for t in tables:
-        b_seg, b_gt = _best_overlaps(t)
+        b_seg, b_gt = _best_overlaps(t, ignore_labels)
         best_seg = np.maximum(best_seg, b_seg)
-        gt_best.append(b_gt[1:])
-        gt_areas.append(t.area_b[1:].astype(float))
+        keep_gt = ~_ignored(t.area_b.size, ignore_labels)
+        gt_best.append(b_gt[keep_gt])
+        gt_areas.append(t.area_b[keep_gt].astype(float))
     gb = np.concatenate(gt_best)
     ga = np.concatenate(gt_areas)
     return CoveringCounts(
         cnt_r=float(np.dot(ga, gb)),
         sum_r=float(ga.sum()),
-        cnt_p=float(np.dot(area_s[1:], best_seg[1:])),
-        sum_p=float(area_s[1:].sum()),
+        cnt_p=float(np.dot(area_s[keep_s], best_seg[keep_s])),
+        sum_p=float(area_s[keep_s].sum()),
         gt_best=gb,
         gt_areas=ga,
     )
 
 
-def rand_index_from_table(t: ContingencyTable) -> float:
-    """Rand index from a contingency table (label 0 ignored).
+def rand_index_from_table(t: ContingencyTable, *, ignore_labels: Iterable[int] = ()) -> float:
+    """Rand index from a contingency table (pixels with a label in ``ignore_labels`` left out).
 
     ``RI = 1 - (sum_i a_i^2 / 2 + sum_j b_j^2 / 2 - sum_ij n_ij^2) / C(N, 2)``
     where ``a_i, b_j`` are the marginals: the fraction of pixel pairs on which
     both segmentations agree (same region in both, or different in both).
     """
-    t = t.without_zero()
+    t = t.without_labels(ignore_labels)
     n = float(t.total)
     if n < 2:
         return 1.0
@@ -271,13 +326,13 @@ def _entropy_bits(counts: np.ndarray, n: float) -> float:
     return float(-np.sum(p * np.log2(p)))
 
 
-def variation_of_information_from_table(t: ContingencyTable) -> float:
-    """Variation of information in bits (label 0 ignored).
+def variation_of_information_from_table(t: ContingencyTable, *, ignore_labels: Iterable[int] = ()) -> float:
+    """Variation of information in bits (pixels with a label in ``ignore_labels`` left out).
 
     ``VI(A, B) = H(A) + H(B) - 2 I(A; B) = 2 H(A, B) - H(A) - H(B)``
     (Meila 2003), with probabilities estimated by pixel frequencies.
     """
-    t = t.without_zero()
+    t = t.without_labels(ignore_labels)
     n = float(t.total)
     if n == 0:
         return 0.0
@@ -288,7 +343,7 @@ def variation_of_information_from_table(t: ContingencyTable) -> float:
     return max(0.0, 2.0 * h_ab - h_a - h_b)
 
 
-def segmentation_covering(seg: np.ndarray, gts: Sequence[np.ndarray]) -> float:
+def segmentation_covering(seg: np.ndarray, gts: Sequence[np.ndarray], *, ignore_labels: Iterable[int] = ()) -> float:
     """Covering of the ground truths by ``seg``, pooled over annotators.
 
     ``C = sum_k sum_{R in G_k} |R| max_{R' in seg} IoU(R, R') / sum_k sum_{R in G_k} |R|``
@@ -297,16 +352,29 @@ def segmentation_covering(seg: np.ndarray, gts: Sequence[np.ndarray]) -> float:
     ----------
     seg : (H, W) integer label map.
     gts : list of K (H, W) integer label maps.
+    ignore_labels : labels that are never regions (default none: every label,
+        0 included, is a region).
 
     Returns
     -------
     float in [0, 1]; 1 when every ground truth equals ``seg`` up to relabelling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> round(metrics.segmentation_covering(seg, gts), 4)
+    0.6667
+    >>> metrics.segmentation_covering(gts[0], gts[:1])
+    1.0
     """
-    c = covering_counts(seg, gts)
+    c = covering_counts(seg, gts, ignore_labels=ignore_labels)
     return c.cnt_r / c.sum_r if c.sum_r > 0 else 0.0
 
 
-def probabilistic_rand_index(seg: np.ndarray, gts: Sequence[np.ndarray]) -> float:
+def probabilistic_rand_index(seg: np.ndarray, gts: Sequence[np.ndarray], *, ignore_labels: Iterable[int] = ()) -> float:
     """Probabilistic Rand Index: the mean Rand index of ``seg`` over annotators.
 
     ``PRI = 1/K sum_k RI(seg, G_k)`` (Unnikrishnan et al. 2007, as computed by
@@ -316,13 +384,27 @@ def probabilistic_rand_index(seg: np.ndarray, gts: Sequence[np.ndarray]) -> floa
     ----------
     seg : (H, W) integer label map.
     gts : list of K (H, W) integer label maps.
+    ignore_labels : pixels carrying one of these labels in ``seg`` or in a
+        ground truth are left out (default none: 0 is a label like any other).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> round(metrics.probabilistic_rand_index(seg, gts), 4)
+    0.7273
+    >>> round(metrics.probabilistic_rand_index(seg + 1, gts), 4)   # 1-based: the same (0 is a label)
+    0.7273
     """
     s = _as_labels(seg, "seg")
     gl = _check_gts(s, gts)
-    return float(np.mean([rand_index_from_table(contingency_table(s, g)) for g in gl]))
+    ignore = tuple(ignore_labels)
+    return float(np.mean([rand_index_from_table(contingency_table(s, g), ignore_labels=ignore) for g in gl]))
 
 
-def variation_of_information(seg: np.ndarray, gts: Sequence[np.ndarray]) -> float:
+def variation_of_information(seg: np.ndarray, gts: Sequence[np.ndarray], *, ignore_labels: Iterable[int] = ()) -> float:
     """Mean variation of information (bits) of ``seg`` over annotators.
 
     ``VI = 1/K sum_k [H(seg) + H(G_k) - 2 I(seg; G_k)]``
@@ -331,11 +413,25 @@ def variation_of_information(seg: np.ndarray, gts: Sequence[np.ndarray]) -> floa
     ----------
     seg : (H, W) integer label map.
     gts : list of K (H, W) integer label maps.
+    ignore_labels : pixels carrying one of these labels in ``seg`` or in a
+        ground truth are left out (default none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> round(metrics.variation_of_information(seg, gts), 4)   # bits, mean over annotators
+    0.9591
+    >>> metrics.variation_of_information(gts[0], gts[:1])
+    0.0
     """
     s = _as_labels(seg, "seg")
     gl = _check_gts(s, gts)
+    ignore = tuple(ignore_labels)
     return float(
-        np.mean([variation_of_information_from_table(contingency_table(s, g)) for g in gl])
+        np.mean([variation_of_information_from_table(contingency_table(s, g), ignore_labels=ignore) for g in gl])
     )
 
 
@@ -358,7 +454,7 @@ class RegionCounts:
     vi: float
 
 
-def region_counts(seg: np.ndarray, gts: Sequence[np.ndarray]) -> RegionCounts:
+def region_counts(seg: np.ndarray, gts: Sequence[np.ndarray], *, ignore_labels: Iterable[int] = ()) -> RegionCounts:
     """Covering counts, PRI and VI of ``seg`` from one set of contingency tables.
 
     Equivalent to calling :func:`covering_counts`,
@@ -369,12 +465,25 @@ def region_counts(seg: np.ndarray, gts: Sequence[np.ndarray]) -> RegionCounts:
     ----------
     seg : (H, W) integer label map.
     gts : list of K (H, W) integer label maps.
+    ignore_labels : labels left out of every score (default none), as in
+        :func:`covering_counts` and :func:`probabilistic_rand_index`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matbackprop import metrics
+    >>> seg = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])   # a 0-based label map
+    >>> gts = [np.array([[1, 1, 2, 2]] * 3), np.array([[1, 1, 1, 1]] * 2 + [[2, 2, 2, 2]])]   # two annotators
+    >>> r = metrics.region_counts(seg, gts)
+    >>> round(r.pri, 4), round(r.vi, 4), r.covering.cnt_r / r.covering.sum_r
+    (0.7273, 0.9591, 0.6666666666666666)
     """
     s = _as_labels(seg, "seg")
     gl = _check_gts(s, gts)
+    ignore = tuple(ignore_labels)
     tables = [contingency_table(s, g) for g in gl]
     return RegionCounts(
-        covering=_covering_from_tables(s, tables),
-        pri=float(np.mean([rand_index_from_table(t) for t in tables])),
-        vi=float(np.mean([variation_of_information_from_table(t) for t in tables])),
+        covering=_covering_from_tables(s, tables, ignore),
+        pri=float(np.mean([rand_index_from_table(t, ignore_labels=ignore) for t in tables])),
+        vi=float(np.mean([variation_of_information_from_table(t, ignore_labels=ignore) for t in tables])),
     )

@@ -18,8 +18,8 @@ The convolutions use TensorFlow "SAME" padding computed from the actual input si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,9 +38,11 @@ __all__ = [
 
 #: Per-channel mean/std (for RGB values in [0, 1]) matching the pretrained weights: (p-127)/128.
 MEAN: tuple[float, float, float] = (127.0 / 255.0,) * 3
+#: Per-channel std matching the pretrained weights (see :data:`MEAN`).
 STD: tuple[float, float, float] = (128.0 / 255.0,) * 3
 #: The usual torchvision ImageNet constants, for reference.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+#: The torchvision ImageNet std, for reference.
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 _PIP_HINT = (
@@ -85,11 +87,19 @@ def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"EfficientNet-Lite0 weights file not found: {path}")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+    except Exception as e:
         raise ValueError(f"could not read EfficientNet-Lite0 weights file {path}: {e}") from e
     if not isinstance(sd, dict):
         raise ValueError(f"EfficientNet-Lite0 weights file {path} does not hold a state dict")
     return sd
+
+
+def _child(net: nn.Module, name: str) -> nn.Module:
+    """The submodule ``net.<name>`` of the (untyped) EfficientNet, with a clear error if it is missing."""
+    module = getattr(net, name, None)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"expected an EfficientNet-Lite0 with a submodule {name!r}")
+    return module
 
 
 class EfficientNetLite0Features(nn.Module):
@@ -113,17 +123,18 @@ class EfficientNetLite0Features(nn.Module):
 
     def __init__(self, net: nn.Module, with_classifier: bool = False) -> None:
         super().__init__()
-        blocks = list(net._blocks)
+        blocks = list(_child(net, "_blocks").children())  # a ModuleList: its children in order
         if len(blocks) != _STAGE_BLOCKS[-1][1]:
             raise ValueError(f"expected EfficientNet-Lite0 with 16 blocks, got {len(blocks)}")
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        swish = _child(net, "_swish")
+        self.stem = nn.Sequential(_child(net, "_conv_stem"), _child(net, "_bn0"), swish)
         self.stages = nn.ModuleList(nn.Sequential(*blocks[a:b]) for a, b in _STAGE_BLOCKS)
         self.with_classifier = with_classifier
         if with_classifier:
-            self.head = nn.Sequential(net._conv_head, net._bn1, net._swish)
+            self.head = nn.Sequential(_child(net, "_conv_head"), _child(net, "_bn1"), swish)
             self.pool = nn.AdaptiveAvgPool2d(1)
-            self.dropout = net._dropout
-            self.fc = net._fc
+            self.dropout = _child(net, "_dropout")
+            self.fc = _child(net, "_fc")
         self._trainable = len(self.stages)  # number of trainable stages, counted from the end
 
     @property
@@ -150,7 +161,7 @@ class EfficientNetLite0Features(nn.Module):
             return []
         return [self.stem, *self.stages[: self.num_stages - self._trainable]]
 
-    def set_trainable_stages(self, k: int) -> "EfficientNetLite0Features":
+    def set_trainable_stages(self, k: int) -> EfficientNetLite0Features:
         """Make only the last ``k`` of the 4 stages trainable: for ``k < 4`` the stem and the
         first ``4 - k`` stages are frozen; ``k = 4`` makes everything trainable. The classifier
         head, if any, is left as it is."""
@@ -164,7 +175,7 @@ class EfficientNetLite0Features(nn.Module):
                 p.requires_grad_(False)
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "EfficientNetLite0Features":
+    def train(self, mode: bool = True) -> EfficientNetLite0Features:
         super().train(mode)
         for m in self._frozen_modules():
             m.eval()

@@ -76,7 +76,7 @@ class RegionPooling(nn.Module):
 
     def forward(self, features: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         per_region = features.index_select(0, index)  # (N, c, h, w): each region sees its own image
-        if self.kind == "avg":
+        if self.o2p is None:  # kind == "avg"
             w = region_weights(masks).to(features.dtype)  # (N, h, w), sums to one per region
             return torch.einsum("nchw,nhw->nc", per_region, w)
         return self.o2p(per_region, masks.unsqueeze(1)).squeeze(1)  # (N, D)
@@ -86,15 +86,18 @@ class RegionHead(nn.Module):
     """Descriptor ``(N, D)`` -> logits ``(N, K)``: batch-norm without affine part, then ``"linear"``
     (one layer) or ``"fc2"`` (``Linear(D, hidden)``, ReLU, dropout, ``Linear(hidden, K)``)."""
 
-    def __init__(self, in_features: int, num_classes: int, kind: str = "linear", hidden: int = 256,
-                 dropout: float = 0.3) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, kind: str = "linear", hidden: int = 256, dropout: float = 0.3
+    ) -> None:
         super().__init__()
         self.norm = nn.BatchNorm1d(in_features, affine=False)
         if kind == "linear":
             self.classifier: nn.Module = nn.Linear(in_features, num_classes)
         elif kind == "fc2":
             self.classifier = nn.Sequential(
-                nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                nn.Linear(in_features, hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
                 nn.Linear(hidden, num_classes),
             )
         else:
@@ -132,12 +135,12 @@ class RegionClassifier(nn.Module):
     def forward(self, x: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self.head(self.descriptors(x, masks, index))
 
-    def freeze_features(self) -> "RegionClassifier":
+    def freeze_features(self) -> RegionClassifier:
         for p in [*self.trunk.parameters(), *self.reduce.parameters()]:
             p.requires_grad_(False)
         return self
 
-    def train(self, mode: bool = True) -> "RegionClassifier":
+    def train(self, mode: bool = True) -> RegionClassifier:
         super().train(mode)
         for m in self.trunk.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -173,9 +176,14 @@ def build_region_classifier(
         weight, bias = reduce_init
         with torch.no_grad():
             reduce.weight.copy_(weight.reshape(channels, trunk_channels, 1, 1))
+            assert reduce.bias is not None  # Conv2d has a bias by default
             reduce.bias.copy_(bias)
     pooling = RegionPooling(
-        channels, spec["pooling"], normalization=spec["normalization"] or "log", eps=eps, route=route,
+        channels,
+        spec["pooling"],
+        normalization=spec["normalization"] or "log",
+        eps=eps,
+        route=route,
         spectral_dtype=spectral_dtype,
     )
     head = RegionHead(pooling.out_features, num_classes, spec["head"], hidden=hidden, dropout=dropout)

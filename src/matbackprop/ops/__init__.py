@@ -2,7 +2,8 @@
 
 from .ncut import gaussian_affinity, ncut_embedding, ncut_embedding_dense, projector_loss
 from .o2p import region_weights, second_order_pooling, triu_vectorize
-from .spd import bimap, spd_geodesic, spd_karcher_mean, spd_transport
+from .spd import bimap, spd_geodesic, spd_karcher_mean, spd_parallel_transport, spd_recenter
+from .spd import spd_transport as spd_transport  # deprecated name of spd_recenter
 
 __all__ = [
     "second_order_pooling",
@@ -15,5 +16,6 @@ __all__ = [
     "bimap",
     "spd_geodesic",
     "spd_karcher_mean",
-    "spd_transport",
+    "spd_recenter",
+    "spd_parallel_transport",
 ]

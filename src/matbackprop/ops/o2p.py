@@ -16,8 +16,9 @@ import math
 
 import torch
 
-from ..linalg._checks import batch_index
-from ..linalg._common import no_autocast, sym
+from ..linalg.checks import batch_index, check_finite, is_tracing, physical, require
+from ..linalg.common import no_autocast, sym
+from ..linalg.dtypes import spectral_dtype as _spectral_dtype
 from ..linalg.funm import LOG, SQRT, power_function, spectral_apply
 from ..linalg.gram import gram_spectral_apply
 from ..linalg.newton_schulz import sqrtm_newton_schulz
@@ -33,6 +34,15 @@ def triu_vectorize(Y: torch.Tensor) -> torch.Tensor:
 
     Off-diagonal entries are scaled by ``sqrt(2)`` so that Euclidean inner products of the vectors equal
     Frobenius inner products of the matrices.
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> Y = torch.tensor([[1.0, 2.0], [2.0, 3.0]])
+        >>> v = mb.triu_vectorize(Y)                  # off-diagonal times sqrt(2): <v, v> = ||Y||_F^2
+        >>> v
+        tensor([1.0000, 2.8284, 3.0000])
+        >>> torch.allclose(v @ v, (Y * Y).sum())
+        True
     """
     c = Y.shape[-1]
     i, j = torch.triu_indices(c, c, device=Y.device)
@@ -40,23 +50,43 @@ def triu_vectorize(Y: torch.Tensor) -> torch.Tensor:
     return Y[..., i, j] * scale
 
 
-def region_weights(masks: torch.Tensor) -> torch.Tensor:
+def region_weights(masks: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     """Normalise masks ``(B, R, H, W)`` (binary or soft, non-negative) to weights summing to one per region.
 
-    Raises ``ValueError`` naming the first empty region ``(b, r)``.
+    With ``check`` (default), raises ``ValueError`` for negative or non-finite masks and names the
+    first empty region ``(b, r)``; ``check=False`` skips those checks (an empty region then gives NaN).
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> masks = torch.zeros(1, 2, 2, 2)
+        >>> masks[0, 0, 0] = 1.0                      # region 0: the top row
+        >>> masks[0, 1] = 1.0                         # region 1: the whole image
+        >>> mb.region_weights(masks)[0]
+        tensor([[[0.5000, 0.5000],
+                 [0.0000, 0.0000]],
+        <BLANKLINE>
+                [[0.2500, 0.2500],
+                 [0.2500, 0.2500]]])
     """
     masks = masks.to(torch.get_default_dtype()) if not masks.is_floating_point() else masks
-    if bool((masks < 0).any()) or not bool(torch.isfinite(masks).all()):
-        raise ValueError("second_order_pooling: masks must be finite and non-negative")
     total = masks.sum(dim=(-2, -1))
-    empty = total <= 0
-    if bool(empty.any()):
-        b, r = batch_index(empty)
-        raise ValueError(f"second_order_pooling: region {r} of batch element {b} has an empty mask")
+    if check and masks.numel():
+        P = masks if is_tracing() else physical(masks)
+        check_finite(P, "second_order_pooling (masks)")
+        require((P >= 0).flatten(-2).all(-1), "second_order_pooling", "masks must be finite and non-negative")
+        empty = P.sum(dim=(-2, -1)) <= 0
+        if is_tracing():
+            require(~empty, "second_order_pooling", "a region has an empty mask")
+        elif bool(empty.any()):
+            *b, r = batch_index(empty)
+            where = b[0] if len(b) == 1 else tuple(b)
+            raise ValueError(f"second_order_pooling: region {r} of batch element {where} has an empty mask")
     return masks / total[..., None, None]
 
 
-def _check_inputs(features: torch.Tensor, masks: torch.Tensor | None, normalization: str, route: str) -> None:
+def _check_inputs(
+    features: torch.Tensor, masks: torch.Tensor | None, normalization: str, route: str, check: bool
+) -> None:
     if features.dim() != 4:
         raise ValueError(f"second_order_pooling: features must be (B, C, H, W), got shape {tuple(features.shape)}")
     if masks is not None:
@@ -73,8 +103,9 @@ def _check_inputs(features: torch.Tensor, masks: torch.Tensor | None, normalizat
         raise ValueError(f"second_order_pooling: route must be one of {ROUTES}, got {route!r}")
     if route == "newton_schulz" and normalization != "sqrt":
         raise ValueError("second_order_pooling: route 'newton_schulz' computes only the 'sqrt' normalization")
-    if not bool(torch.isfinite(features).all()):
-        raise ValueError("second_order_pooling: features have NaN or infinite entries")
+    if check and features.numel():
+        P = features if is_tracing() else physical(features)
+        require(torch.isfinite(P).flatten(1).all(-1), "second_order_pooling", "features have NaN or infinite entries")
 
 
 def second_order_pooling(
@@ -89,6 +120,7 @@ def second_order_pooling(
     output: str = "matrix",
     spectral_dtype: torch.dtype | None = None,
     num_iters: int = 10,
+    check: bool = True,
 ) -> torch.Tensor:
     """Pooled, normalised second-order statistics of ``features (B, C, H, W)`` in regions.
 
@@ -104,15 +136,28 @@ def second_order_pooling(
     inside a float32 network (the result is cast back to the features' dtype). ``p`` is the exponent of ``normalization="power"``.
     Half-precision features (e.g. under ``torch.autocast``) are pooled and normalised in float32, with
     autocast off, and the result is float32, like the spectral functions of :mod:`matbackprop.linalg`.
+    ``check=False`` skips the data checks (finite features, valid masks, and those of the spectral step);
+    shapes and options are always checked.
+
+    Example:
+        >>> import torch, matbackprop as mb
+        >>> features = torch.rand(2, 8, 12, 12)                  # (B, C, H, W)
+        >>> masks = torch.zeros(2, 3, 12, 12)                     # (B, R, H, W): three regions
+        >>> masks[:, 0, :6], masks[:, 1, 6:], masks[:, 2] = 1, 1, 0.5
+        >>> mb.second_order_pooling(features, masks).shape        # log of each region's second moments
+        torch.Size([2, 3, 8, 8])
+        >>> mb.second_order_pooling(features, masks, output="triu").shape
+        torch.Size([2, 3, 36])
     """
-    _check_inputs(features, masks, normalization, route)
+    _check_inputs(features, masks, normalization, route, check)
     if output not in ("matrix", "triu"):
         raise ValueError(f"second_order_pooling: output must be 'matrix' or 'triu', got {output!r}")
     with no_autocast(features):
         # Autocast would run the pooling products in bfloat16/float16: eigenvalues quantised to 3 digits
         # and a ridge eps below their resolution, before the spectral step could upcast.
-        return _second_order_pooling(features, masks, eps, normalization, p, route, centered, output, spectral_dtype,
-                                     num_iters)
+        return _second_order_pooling(
+            features, masks, eps, normalization, p, route, centered, output, spectral_dtype, num_iters, check
+        )
 
 
 def _second_order_pooling(
@@ -126,10 +171,10 @@ def _second_order_pooling(
     output: str,
     spectral_dtype: torch.dtype | None,
     num_iters: int,
+    check: bool,
 ) -> torch.Tensor:
     B, C, H, W = features.shape
-    half = features.dtype in (torch.float16, torch.bfloat16)
-    out_dtype = torch.float32 if half else features.dtype
+    out_dtype = _spectral_dtype(features)  # half precision (autocast) computes and returns float32
     work_dtype = spectral_dtype or out_dtype
     # The whole pooling runs in the spectral dtype: pooled in float32, large features can already lose
     # positive definiteness before a float64 spectral step would see them.
@@ -137,24 +182,24 @@ def _second_order_pooling(
     if masks is None:
         w = torch.full((B, 1, H * W), 1.0 / (H * W), dtype=work_dtype, device=features.device)
     else:
-        w = region_weights(masks).to(work_dtype).reshape(B, masks.shape[1], H * W)  # (B, R, P)
+        w = region_weights(masks, check=check).to(work_dtype).reshape(B, masks.shape[1], H * W)  # (B, R, P)
     w = w.unsqueeze(-2)  # (B, R, 1, P)
 
     mean = (F * w).sum(-1, keepdim=True) if centered else None  # (B, R, C, 1)
-    X = F - mean if centered else F  # (B, R or 1, C, P)
+    X = F - mean if mean is not None else F  # (B, R or 1, C, P)
 
     spec = {"log": LOG, "sqrt": SQRT, "power": power_function(p)}.get(normalization)
     if route == "svd" and spec is not None:
         A = (X * w.sqrt()).transpose(-2, -1)  # (B, R, P, C), A^T A = pooled matrix
-        Y = gram_spectral_apply(A, spec, eps)
+        Y = gram_spectral_apply(A, spec, eps, check=check)
     else:
         pooled = sym((X * w) @ X.transpose(-2, -1))
         pooled = pooled + eps * torch.eye(C, dtype=pooled.dtype, device=pooled.device)
         if spec is None:
             Y = pooled
         elif route == "newton_schulz":
-            Y = sqrtm_newton_schulz(pooled, num_iters)
+            Y = sqrtm_newton_schulz(pooled, num_iters, check=check)
         else:
-            Y = spectral_apply(pooled, spec)
+            Y = spectral_apply(pooled, spec, check=check)
     Y = Y.to(out_dtype)
     return triu_vectorize(Y) if output == "triu" else Y

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["CSVLogger"]
 
 
 class CSVLogger:
-    """Append rows of scalars to ``path``; the header is the first row's keys (new keys extend it)."""
+    """Append rows of scalars to ``path``; the header is the first row's keys (new keys extend it).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from matbackprop.train import CSVLogger
+        >>> path = Path(tempfile.mkdtemp()) / "log.csv"
+        >>> log = CSVLogger(path)
+        >>> log.log({"epoch": 0, "loss": 0.5})
+        >>> log.log({"epoch": 1, "loss": 0.25})
+        >>> print(path.read_text().strip())
+        epoch,loss
+        0,0.5
+        1,0.25
+    """
 
     def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None) -> None:
         self.path = Path(path)
@@ -58,9 +73,11 @@ class CSVLogger:
         rows = self.read()
         kept = [r for r in rows if keep(r)]
         if len(kept) < len(rows):
+            # rows is not empty here, so the file has a header (read in __init__ or written by log)
+            fields = self._fields if self._fields is not None else list(rows[0])
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self._fields)
+                w = csv.DictWriter(f, fieldnames=fields)
                 w.writeheader()
                 w.writerows(kept)
             os.replace(tmp, self.path)

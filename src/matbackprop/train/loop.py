@@ -19,9 +19,10 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -79,8 +80,10 @@ def _call_step(step: Callable, ctx: distributed.DistContext) -> Callable[[Any, t
         return step
     if ctx.enabled:
         # DDP only synchronises gradients of a forward pass run through its wrapper.
-        raise TypeError("under torchrun, fit needs step(batch, net) that runs the forward pass through net "
-                        "(the DistributedDataParallel wrapper), not a step(batch) that calls the model itself")
+        raise TypeError(
+            "under torchrun, fit needs step(batch, net) that runs the forward pass through net "
+            "(the DistributedDataParallel wrapper), not a step(batch) that calls the model itself"
+        )
     return lambda batch, net: step(batch)
 
 
@@ -96,21 +99,36 @@ class _Position:
     seconds: float = 0.0
 
 
-def _checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, completed_epoch: int,
-                position: _Position | None, config: TrainConfig, ctx: distributed.DistContext) -> None:
+def _checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    completed_epoch: int,
+    position: _Position | None,
+    config: TrainConfig,
+    ctx: distributed.DistContext,
+) -> None:
     """Rank 0 writes the state (with every rank's generator state); the others wait until it is written."""
     rngs = distributed.gather_objects(rng_state(), ctx)  # collective: every rank takes part
     if ctx.is_main:
-        save_checkpoint(path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": completed_epoch,
-            "rng": rngs[0], "rng_per_rank": rngs, "position": None if position is None else vars(position),
-            **config.extra_state,
-        })
+        save_checkpoint(
+            path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": completed_epoch,
+                "rng": rngs[0],
+                "rng_per_rank": rngs,
+                "position": None if position is None else vars(position),
+                **config.extra_state,
+            },
+        )
     distributed.barrier(ctx)
 
 
-def _resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            ctx: distributed.DistContext) -> tuple[int, _Position | None]:
+def _resume(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: distributed.DistContext
+) -> tuple[int, _Position | None]:
     """Load the checkpoint; returns the epoch to run next and the position inside it (if mid-epoch)."""
     state = load_checkpoint(path)
     model.load_state_dict(state["model"])
@@ -120,8 +138,11 @@ def _resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     set_rng_state(per_rank[ctx.rank] if len(per_rank) == ctx.world_size else state["rng"])
     position = _Position(**state["position"]) if state.get("position") else None
     if ctx.is_main:
-        where = (f"epoch {position.epoch + 1}, batch {position.batches_done}" if position
-                 else f"the end of epoch {state['epoch'] + 1}")
+        where = (
+            f"epoch {position.epoch + 1}, batch {position.batches_done}"
+            if position
+            else f"the end of epoch {state['epoch'] + 1}"
+        )
         print(f"resumed from {path} at {where}")
     return (position.epoch if position else state["epoch"] + 1), position
 
@@ -163,6 +184,24 @@ def fit(
     ``skip_nonfinite``, the update is skipped (the parameters and optimizer state are left untouched);
     otherwise training stops with ``FloatingPointError``. ``on_epoch_end(epoch)`` (run on every rank)
     may return extra scalars for the log. Returns the final log row.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> from matbackprop.train import TrainConfig, fit
+        >>> torch.manual_seed(0)
+        <torch._C.Generator object at ...>
+        >>> model = torch.nn.Linear(3, 1)
+        >>> X, y = torch.randn(32, 3), torch.randn(32, 1)
+        >>> def batches(generator):                         # one epoch: shuffled mini-batches
+        ...     order = torch.randperm(32, generator=generator)
+        ...     return [order[i : i + 8] for i in range(0, 32, 8)]
+        >>> def step(index):                                # the mean loss of one batch
+        ...     return torch.nn.functional.mse_loss(model(X[index]), y[index])
+        >>> config = TrainConfig(epochs=2, out_dir=Path(tempfile.mkdtemp()))
+        >>> summary = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), step, batches, config)
+        >>> sorted(p.name for p in config.out_dir.iterdir())
+        [...'checkpoint.pt'...]
     """
     ctx = distributed.init(config.dist_backend)
     try:
@@ -202,8 +241,14 @@ def _fit(model, optimizer, step, batches, config: TrainConfig, on_epoch_end, sha
         stream = iter(batches(gen))
         for _ in range(pos.batches_done):  # already trained on before the interruption
             next(stream)
-        bar = tqdm(stream, desc=f"{config.desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   initial=pos.batches_done, disable=not ctx.is_main)
+        bar = tqdm(
+            stream,
+            desc=f"{config.desc} epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            leave=False,
+            initial=pos.batches_done,
+            disable=not ctx.is_main,
+        )
         for index, batch in enumerate(bar, start=pos.batches_done):
             loss = _train_step(net, optimizer, step, batch, params, config, shard, ctx)
             pos.batches_done = index + 1
@@ -218,8 +263,9 @@ def _fit(model, optimizer, step, batches, config: TrainConfig, on_epoch_end, sha
                 if ctx.is_main:
                     tqdm.write(f"skipped update: {message}")
                 if config.max_consecutive_skips is not None and streak >= config.max_consecutive_skips:
-                    raise FloatingPointError(f"{streak} consecutive non-finite steps (the last: {message}); "
-                                             "stopping (max_consecutive_skips)")
+                    raise FloatingPointError(
+                        f"{streak} consecutive non-finite steps (the last: {message}); stopping (max_consecutive_skips)"
+                    )
             else:
                 streak = 0
                 pos.loss_sum += loss
@@ -242,8 +288,16 @@ def _fit(model, optimizer, step, batches, config: TrainConfig, on_epoch_end, sha
     return row
 
 
-def _train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, step, batch, params, config: TrainConfig,
-                shard, ctx: distributed.DistContext) -> float | None:
+def _train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step,
+    batch,
+    params,
+    config: TrainConfig,
+    shard,
+    ctx: distributed.DistContext,
+) -> float | None:
     """One update; returns the global batch's mean loss, or ``None`` when the step was skipped.
 
     Every rank reaches the same verdict (the flags are reduced), so no rank steps without the others.

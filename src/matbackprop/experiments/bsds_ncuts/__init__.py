@@ -1,0 +1,57 @@
+"""DeepNCuts on BSDS500 (issue 11): VGG-16 (HED weights) trained end to end through the NCuts layer.
+
+Modules: :mod:`.config` (the typed run configuration and its command-line options), :mod:`.features`
+(the keyed cache of frozen-backbone outputs), :mod:`.training` (the training pipeline, resumable),
+:mod:`.inference` (:func:`load_model`, :func:`embed_image`: a trained run applied to any image at full
+resolution), and the evaluation (:mod:`.evaluate` when present, else :mod:`.legacy_eval`).
+
+``matbackprop train ncuts`` builds a :class:`NCutsTrainConfig` from its options and calls
+:func:`run_training`; ``matbackprop eval ncuts`` calls :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from types import ModuleType
+
+from .config import NCutsTrainConfig, add_train_arguments, config_from_args
+from .inference import embed_image, embed_image_many, init_model, load_model
+from .training import grid_labels
+from .training import train as run_training
+
+
+def _evaluation_module() -> ModuleType:
+    """``.evaluate`` (the UCM-based evaluation) when it exists, else ``.legacy_eval`` (k-means levels).
+    Only the absence of ``.evaluate`` itself falls back: an import error inside it is raised."""
+    try:
+        return importlib.import_module(f"{__name__}.evaluate")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.evaluate":
+            raise
+        return importlib.import_module(f"{__name__}.legacy_eval")
+
+
+_evaluation = _evaluation_module()
+add_eval_arguments = _evaluation.add_eval_arguments
+evaluate = _evaluation.evaluate
+
+__all__ = [
+    "NCutsTrainConfig",
+    "add_train_arguments",
+    "config_from_args",
+    "train",
+    "run_training",
+    "add_eval_arguments",
+    "evaluate",
+    "load_model",
+    "init_model",
+    "embed_image",
+    "embed_image_many",
+    "grid_labels",
+]
+
+
+def train(args: argparse.Namespace) -> int:
+    """``matbackprop train ncuts``: the parsed options become a :class:`NCutsTrainConfig`, then train."""
+    return run_training(config_from_args(args))

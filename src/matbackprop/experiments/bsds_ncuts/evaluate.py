@@ -1,0 +1,281 @@
+"""``matbackprop eval ncuts``: every row of the BSDS500 table, as ultrametric contour maps (issue 11).
+
+Every method ends in a UCM scored with the benchmark's 99-threshold protocol (covering, PRI, VI at
+ODS/OIS; boundary F at ODS/OIS and AP):
+
+- baselines (:mod:`matbackprop.experiments.bsds_baselines`): human (leave one out), the official
+  gPb-owt-ucm UCMs, classic normalized cuts -> spectral boundaries -> UCM;
+- "HED edges -> UCM": the backbone's own edge output through the same hierarchy, no NCuts layer;
+- one row per trained run (untrained NCuts on VGG, frozen-backbone DeepNCuts, end-to-end DeepNCuts per
+  seed; the seeds of a group are then summarised as mean ± sample std): the embedding of
+  :func:`.inference.embed_image_many` on the ``--stride`` grid -> spectral boundaries (gPb's sPb on the
+  eigenvectors) -> the same hierarchy (:func:`matbackprop.segmentation.embedding_ucm`).
+
+Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<method>/<id>.npz``), so an
+interrupted evaluation resumes where it stopped and adding a row scores only that row. The hierarchy
+settings (``HIERARCHY``) were chosen on the val split (see docs/results_bsds500.md), never on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...segmentation.scores import ScoreCache, method_slug, score_ucm
+from ...train.checkpoint import load_checkpoint
+from ..bsds_baselines import ROW_NAMES, load_ucm, save_ucm, score_boundary_pass, score_rows
+from .config import DEFAULT_DATA, DEFAULT_OUT
+
+__all__ = ["add_eval_arguments", "evaluate", "HIERARCHY", "EDGES_ROW", "DEFAULT_GROUPS", "model_ucms"]
+
+QUICK_TEST_IMAGES = 20
+QUICK_BOUNDARY_IMAGES = 5  # the boundary benchmark costs ~10 s per image and method even after its speed-up
+#: Spectral-boundary hierarchy of the NCuts rows (grid stride of the embedding, derivative scale in
+#: pixels, level spacing ``ucm ** power``), chosen on val images.
+HIERARCHY = {"stride": 4, "sigma": 2.0, "power": 0.5}
+#: Level spacing of the "edges -> UCM" row (chosen on val images).
+EDGES_POWER = 1.0
+EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
+#: Table groups of trained runs: name -> run folder holding seed*/model.pt.
+DEFAULT_GROUPS = {
+    "NCuts on VGG-16, untrained": "runs/ncuts-untrained",
+    "DeepNCuts, frozen backbone": "runs/ncuts-frozen",
+    "DeepNCuts, end to end": "runs/ncuts-e2e",
+}
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=DEFAULT_DATA, help="BSDS500 folder (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"one run folder with seed*/model.pt to evaluate as the group 'DeepNCuts' (e.g. "
+        f"{DEFAULT_OUT}); default: the groups {', '.join(DEFAULT_GROUPS.values())}",
+    )
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=None,
+        metavar="NAME=FOLDER",
+        help="a table group of runs (repeatable); overrides the default groups",
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["val", "test"],
+        help="split to score (choices are made on val; default: %(default)s)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="score the first N images of the split")
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="per-image score cache (default: runs/bsds_eval, or <--out>/eval_cache with --out)",
+    )
+    parser.add_argument("--results", default="results/bsds500.json", help="summary JSON (default: %(default)s)")
+    parser.add_argument(
+        "--per-image", default=None, help="per-image JSON (default: beside --results, <name>_per_image.json)"
+    )
+    parser.add_argument("--report", default="docs/results_bsds500.md", help="Markdown table (default: %(default)s)")
+    parser.add_argument("--figures", default="docs/figures", help="folder for PNG figures (default: %(default)s)")
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=HIERARCHY["stride"],
+        choices=[1, 2, 4, 8],
+        help="grid stride of the NCuts embedding at test time (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["human", "gpb", "classic", "edges"], help="rows to leave out"
+    )
+    parser.add_argument(
+        "--boundary-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the boundary benchmark (the slow part) on the first N scored images only "
+        "(default: all); region measures always cover every image",
+    )
+    parser.add_argument("--skip-gpb", action="store_true", help="leave out the gPb-owt-ucm row")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the first {QUICK_TEST_IMAGES} test images (boundary benchmark on "
+        f"{QUICK_BOUNDARY_IMAGES}), without the classic NCuts row",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="(kept for compatibility; scoring is sequential)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+
+
+def _groups(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Table group name -> its finished runs (folders holding model.pt)."""
+    if args.group:
+        pairs = [g.split("=", 1) for g in args.group]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError("--group takes NAME=FOLDER")
+        spec = {name: folder for name, folder in pairs}
+    elif args.out:
+        spec = {"DeepNCuts": args.out}
+    else:
+        spec = dict(DEFAULT_GROUPS)
+    out = {}
+    for name, folder in spec.items():
+        runs = sorted(p.parent for p in Path(folder).glob("seed*/model.pt"))
+        if (Path(folder) / "model.pt").is_file():
+            runs = [Path(folder)]
+        if runs:
+            out[name] = runs
+        else:
+            print(f"no finished run (model.pt) under {folder}: the row '{name}' is left out")
+    return out
+
+
+def run_method_name(group: str, run: Path, n_runs: int) -> str:
+    return group if n_runs == 1 else f"{group} ({run.name})"
+
+
+@torch.no_grad()
+def model_ucms(
+    models: dict, image: np.ndarray, stride: int, sigma: float, power: float, want_edges: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """UCMs of every model's embedding of one image, and the UCM of the backbone's edges."""
+    from ...segmentation import edges_ucm, embedding_ucm
+    from .inference import embed_image_many
+
+    out: dict[str, np.ndarray] = {}
+    edges = None
+    H, W = image.shape[:2]
+    for backbone in sorted({m.config.backbone for m in models.values()}):
+        # models of one backbone share its forward pass
+        same = {n: m for n, m in models.items() if m.config.backbone == backbone}
+        per_model, e = embed_image_many(same, image, stride=stride)
+        edges = e if e is not None else edges
+        for name, (ev, Z) in per_model.items():
+            h, w, k = Z.shape
+            out[name] = embedding_ucm(Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=sigma, power=power)
+    edge_ucm = None
+    if want_edges and edges is not None:
+        edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
+    return out, edge_ucm
+
+
+def _check_fingerprint(cache: ScoreCache, root: Path, run: Path, log) -> None:
+    """Keep a method's cached scores only while its model.pt is the one they were computed with: a
+    retrained run moves the old scores and UCMs aside (``*.stale-<hash>``) so they are recomputed."""
+    import hashlib
+    import shutil
+
+    fp = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:16]
+    marker = cache.dir / "model_sha256.txt"
+    ucm_dir = root / "ucm" / cache.dir.name
+    if marker.is_file() and marker.read_text().strip() != fp:
+        old = marker.read_text().strip()
+        for d in (cache.dir, ucm_dir):
+            if d.is_dir():
+                shutil.move(str(d), str(d.with_name(f"{d.name}.stale-{old}")))
+        log(f"{cache.method}: model.pt changed since its cached scores; recomputing")
+    cache.dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fp + "\n")
+
+
+def _score_models(args, groups: dict[str, list[Path]], ids: list[str], data, root: Path, log) -> list[str]:
+    """Score every run (and the edges row) on ``ids``; returns the method names in table order."""
+    from .inference import load_model
+
+    runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
+    want_edges = "edges" not in args.skip
+    names = list(runs) + ([EDGES_ROW] if want_edges and runs else [])
+    caches = {n: ScoreCache(root, n) for n in names}
+    for n, run in runs.items():
+        _check_fingerprint(caches[n], root, run, log)
+    todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
+    log(f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score")
+    if not todo:
+        return names
+    models = {n: load_model(r) for n, r in runs.items()}
+    vgg = {n: m for n, m in models.items() if m.config.backbone.startswith("vgg")}
+    index = {i: n for n, i in enumerate(data.ids)}
+    for count, image_id in enumerate(todo):
+        t0 = time.perf_counter()
+        item = data[index[image_id]]
+        missing = {n: models[n] for n in runs if not caches[n].has(image_id)}
+        edge_missing = want_edges and bool(vgg) and not caches[EDGES_ROW].has(image_id)
+        if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
+            name = next(iter(vgg))
+            missing = {name: vgg[name]}
+        ucms, edge_ucm = model_ucms(
+            missing, item["image"], args.stride, HIERARCHY["sigma"], HIERARCHY["power"], edge_missing
+        )
+        if edge_ucm is not None:
+            ucms[EDGES_ROW] = edge_ucm
+        t1 = time.perf_counter()
+        for name, ucm2 in ucms.items():
+            if caches[name].has(image_id):
+                continue
+            save_ucm(root / "ucm" / method_slug(name) / f"{image_id}.npz", ucm2)
+            ts = time.perf_counter()
+            regions, _ = score_ucm(ucm2, item["segmentations"], None)  # boundaries: second pass
+            caches[name].put(
+                image_id, regions, seconds=np.array([(t1 - t0) / max(len(ucms), 1), time.perf_counter() - ts])
+            )
+        log(
+            f"trained rows: {count + 1}/{len(todo)} {image_id}: embed+UCM {t1 - t0:.1f}s, "
+            f"scoring {time.perf_counter() - t1:.1f}s for {len(ucms)} methods"
+        )
+    return names
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score every row on the split; write the JSON files, the Markdown table and the figures."""
+    from ...data.bsds500 import BSDS500
+    from .report import write_outputs
+
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    limit = QUICK_TEST_IMAGES if args.quick and args.limit is None else args.limit
+    skip = set(args.skip) | ({"gpb"} if args.skip_gpb else set()) | ({"classic"} if args.quick else set())
+    if args.split != "test":
+        skip.add("gpb")  # official UCMs ship for the test split only
+    args.skip = sorted(skip)
+    if args.cache is None:
+        args.cache = str(Path(args.out) / "eval_cache") if args.out else "runs/bsds_eval"
+    if args.quick and args.boundary_limit is None:
+        args.boundary_limit = QUICK_BOUNDARY_IMAGES
+    groups = _groups(args)
+    for runs in groups.values():  # refuse an unsafe or damaged model.pt before any work (weights-only load)
+        for run in runs:
+            load_checkpoint(run / "model.pt")
+    data = BSDS500(args.data, args.split)
+    ids = data.ids[:limit]
+    root = Path(args.cache) / args.split
+    baseline_rows = [r for r in ("human", "gpb", "classic") if r not in skip]
+    # regions first for every row (cheap), then the boundary benchmark (slow) image by image
+    score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False)
+    model_names = _score_models(args, groups, ids, data, root, log)
+    methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
+    score_boundary_pass(
+        methods,
+        ids[: args.boundary_limit],
+        data,
+        root,
+        lambda m, i: load_method_ucm(root, m, i, args.data, args.split),
+        log,
+    )
+    write_outputs(args, ids, root, methods, groups, human="human" not in skip, seconds=time.perf_counter() - started)
+    print(Path(args.report).read_text())
+    return 0
+
+
+def load_method_ucm(root: Path, method: str, image_id: str, data_root: str, split: str) -> np.ndarray | None:
+    """A method's UCM of one image from the cache (or the official file for gPb), None if absent."""
+    if method == ROW_NAMES["gpb"]:
+        from scipy.io import loadmat
+
+        path = Path(data_root) / "gpb-owt-ucm" / split / f"{image_id}.mat"
+        return np.asarray(loadmat(str(path))["ucm2"]) if path.is_file() else None
+    path = root / "ucm" / method_slug(method) / f"{image_id}.npz"
+    return load_ucm(path) if path.is_file() else None

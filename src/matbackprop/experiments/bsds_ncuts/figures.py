@@ -1,0 +1,108 @@
+"""Figures of ``matbackprop eval ncuts``: segmentations beside the human and gPb ones; training curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["overlay_boundaries", "segmentation_figure", "training_curves"]
+
+
+def overlay_boundaries(image: np.ndarray, seg: np.ndarray, colour=(255, 0, 0)) -> np.ndarray:
+    """RGB ``uint8 (H, W, 3)`` copy of ``image`` with the region boundaries of ``seg`` painted."""
+    from ...metrics import seg_to_boundaries
+
+    out = np.array(image, dtype=np.uint8, copy=True)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    b = seg_to_boundaries(seg)
+    out[b] = colour
+    return out
+
+
+def segmentation_figure(
+    args,
+    ids: Sequence[str],
+    root: Path,
+    methods: Sequence[str],
+    path: Path,
+    table: Mapping[str, Mapping[str, float]],
+    n_images: int = 4,
+) -> None:
+    """Rows: images; columns: image, one human segmentation, each method at its covering-ODS threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ...data.bsds500 import BSDS500, load_ground_truth, load_image
+    from ...metrics import ucm_to_segmentation
+    from .evaluate import load_method_ucm
+
+    data = BSDS500(args.data, args.split)
+    # one seed per group is enough for the picture
+    shown = [m for m in methods if "(seed" not in m or m.endswith("(seed0)")]
+    chosen = []
+    for i in ids:
+        if all(load_method_ucm(root, m, i, args.data, args.split) is not None for m in shown[:1]):
+            chosen.append(i)
+        if len(chosen) == n_images:
+            break
+    if not chosen or not shown:
+        return
+    cols = 2 + len(shown)
+    fig, axes = plt.subplots(len(chosen), cols, figsize=(2.3 * cols, 1.75 * len(chosen)), squeeze=False)
+    for row, image_id in enumerate(chosen):
+        image = load_image(data.image_dir / f"{image_id}.jpg")
+        human = load_ground_truth(data.gt_dir / f"{image_id}.mat")[0][0]
+        axes[row, 0].imshow(image)
+        axes[row, 1].imshow(overlay_boundaries(image, human))
+        for col, m in enumerate(shown):
+            ucm2 = load_method_ucm(root, m, image_id, args.data, args.split)
+            if ucm2 is not None:
+                seg = ucm_to_segmentation(ucm2, table[m]["covering_threshold"])
+                axes[row, 2 + col].imshow(overlay_boundaries(image, seg))
+    titles = ["image", "human"] + [m.split(" -> ")[0].replace(" (seed0)", "")[:28] for m in shown]
+    for ax, t in zip(axes[0], titles):
+        ax.set_title(t, fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(f"BSDS500 {args.split}: segmentations at each method's covering-ODS threshold", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
+    """Projector loss per epoch (train mean, and val when logged), one panel per trained group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..reporting import read_train_log
+
+    panels = {g: [r for r in runs if (r / "train_log.csv").is_file()] for g, runs in groups.items()}
+    panels = {g: r for g, r in panels.items() if r}
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
+    for ax, (g, runs) in zip(axes[0], panels.items()):
+        for run in runs:
+            rows = read_train_log(run / "train_log.csv")["rows"]
+            ep = [int(r["epoch"]) for r in rows]
+            ax.plot(ep, [float(r["loss"]) for r in rows], marker="o", lw=1, label=f"{run.name} train")
+            val = [(int(r["epoch"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
+            if val:
+                ax.plot([e for e, _ in val], [v for _, v in val], ls="--", marker=".", lw=1, label=f"{run.name} val")
+        ax.set_title(g, fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("projector loss")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,231 @@
+"""Training DeepNCuts end to end through the normalized-cuts layer (one seed per run).
+
+A step takes one training image's cached frozen-block outputs (:mod:`.features`), a random square crop
+(``crop`` pixels, aligned to the coarsest block so every block is cropped exactly) and a random
+horizontal flip, runs the trained backbone blocks, the hypercolumn head and the NCuts layer on the
+stride-``grid_stride`` node grid, and compares the embedding's column space with one randomly chosen
+human segmentation through the projector loss ``1/2 ||Pi_Z - Pi_E||_F^2`` (Ionescu et al. 2015, sec. 5).
+Gradients reach the trained backbone blocks through the layer's matrix backpropagation. After each epoch
+the val loss is the mean projector loss on the first ``val_images`` val images (whole images, the first
+annotator, no augmentation).
+
+Resumable: the loop of :mod:`matbackprop.train` (atomic checkpoints, ``--resume``, exact to the bit);
+all randomness of the data stream comes from the generator it hands to ``batches``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...models.ncuts_net import DeepNCutsNet
+from ...ops.ncut import projector_loss
+from ...train import TrainConfig, fit, save_checkpoint
+from .config import NCutsTrainConfig
+from .features import FeatureCache, build_cache
+
+__all__ = ["train", "grid_labels", "crop_sample", "corrupt_events", "training_data"]
+
+SCALE_IMAGES = 20  # training images whose block RMS sets the fixed per-block scales
+
+
+def grid_labels(seg: np.ndarray, grid: tuple[int, int], stride: int) -> torch.Tensor:
+    """Labels ``(h*w,)`` of a segmentation sampled at the centres of a ``stride`` grid, renumbered 0..s-1."""
+    h, w = grid
+    H, W = seg.shape
+    rows = np.minimum(np.arange(h) * stride + stride // 2, H - 1)
+    cols = np.minimum(np.arange(w) * stride + stride // 2, W - 1)
+    sampled = seg[np.ix_(rows, cols)].ravel()
+    _, labels = np.unique(sampled, return_inverse=True)
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def crop_sample(
+    blocks: list[torch.Tensor], strides: list[int], seg: np.ndarray, grid_stride: int, crop: int, gen: torch.Generator
+) -> tuple[list[torch.Tensor], np.ndarray]:
+    """A random ``crop x crop``-pixel window of cached blocks ``(C_b, h_b, w_b)`` (at ``strides``) and of the
+    segmentation ``(H, W)``. Offsets are multiples of the coarsest stride, so each block's window is exactly
+    its cells under the pixel window. ``crop`` 0 or larger than the image: no crop along that side."""
+    H, W = seg.shape
+    unit = max(strides)
+    offsets = []
+    for size in (H, W):
+        if not crop or crop >= size:
+            offsets.append((0, size))
+            continue
+        choices = (size - crop) // unit + 1
+        offsets.append((unit * int(torch.randint(choices, (1,), generator=gen)), crop))
+    (y0, hh), (x0, ww) = offsets
+    out = []
+    for b, s in zip(blocks, strides):
+        ys, xs = slice(y0 // s, -(-(y0 + hh) // s)), slice(x0 // s, -(-(x0 + ww) // s))
+        out.append(b[:, ys, xs])
+    return out, seg[y0 : y0 + hh, x0 : x0 + ww]
+
+
+def corrupt_events(skipped: list[str]) -> list[dict]:
+    """Log rows recording the samples left out by ``--skip-corrupt`` (one summary, one per file)."""
+    if not skipped:
+        return []
+    print(f"skipped {len(skipped)} corrupt file(s) (--skip-corrupt):\n  " + "\n  ".join(skipped))
+    return [{"event": f"skipped {len(skipped)} corrupt file(s)", "corrupt_skipped": len(skipped)}] + [
+        {"event": f"corrupt file skipped: {entry}"} for entry in skipped
+    ]
+
+
+def training_data(cfg: NCutsTrainConfig) -> tuple[list[FeatureCache], dict[str, list[np.ndarray]], list[str]]:
+    """Caches of the training split(s), every training image's human segmentations, corrupt files skipped."""
+    from ...data import CorruptFileError
+    from ...data.bsds500 import BSDS500, load_ground_truth
+
+    splits = ["train", "val"] if cfg.train_split == "trainval" else ["train"]
+    caches, segmentations, skipped = [], {}, []
+    for split in splits:
+        cache = build_cache(cfg.data, split, cfg.cache_dir, cfg.backbone, cfg.grid_stride, cfg.limit, cfg.skip_corrupt)
+        skipped += cache.skipped
+        gt_dir = BSDS500(cfg.data, split).gt_dir
+        for image_id in list(cache.ids):
+            try:
+                segmentations[image_id] = load_ground_truth(gt_dir / f"{image_id}.mat")[0]
+            except CorruptFileError as e:  # damaged after the feature cache was built
+                if not cfg.skip_corrupt:
+                    raise
+                skipped.append(f"{e.path}: {e}")
+                cache.ids.remove(image_id)
+        caches.append(cache)
+    return caches, segmentations, skipped
+
+
+def _val_loss_fn(cfg: NCutsTrainConfig, model: DeepNCutsNet):
+    """``on_epoch_end`` computing the mean projector loss on the first ``val_images`` val images."""
+    if not cfg.val_images or cfg.train_split == "trainval":
+        return None
+    from ...data.bsds500 import BSDS500, load_ground_truth
+
+    if not (Path(cfg.data) / "BSDS500" / "images" / "val").is_dir():
+        print(f"no val split under {cfg.data}: no val loss is logged")
+        return None
+    cache = build_cache(cfg.data, "val", cfg.cache_dir, cfg.backbone, cfg.grid_stride, cfg.val_images, cfg.skip_corrupt)
+    gt_dir = BSDS500(cfg.data, "val").gt_dir
+    segs = {i: load_ground_truth(gt_dir / f"{i}.mat")[0][0] for i in cache.ids}
+
+    @torch.no_grad()
+    def on_epoch_end(epoch: int) -> dict:
+        was = model.training
+        model.eval()
+        losses = []
+        for image_id in cache.ids:
+            blocks = cache.load(image_id)
+            Z = model(blocks)
+            labels = grid_labels(segs[image_id], (blocks[0].shape[-2], blocks[0].shape[-1]), cfg.grid_stride)
+            losses.append(float(projector_loss(Z[0].double(), labels)))
+        model.train(was)
+        return {"val_loss": float(np.mean(losses)), "val_images": len(losses)}
+
+    return on_epoch_end
+
+
+def build_model(cfg: NCutsTrainConfig, caches: list[FeatureCache]) -> DeepNCutsNet:
+    """The network at initialisation (``seed``), its block scales measured on the first training images."""
+    torch.manual_seed(cfg.seed)
+    model = DeepNCutsNet(cfg.net)
+    first = [caches[0].load(i) for i in caches[0].ids[:SCALE_IMAGES]]
+    model.scales.copy_(torch.tensor(model.block_scales(first)))
+    return model
+
+
+def train(cfg: NCutsTrainConfig) -> int:
+    """Train one seed; the model lands in ``<out>/seed<seed>/model.pt`` (see :func:`.inference.load_model`)."""
+    from ...train import distributed
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    ctx = distributed.init()
+    try:
+        with distributed.main_first(ctx):  # one process computes the backbone features, the others read them
+            caches, segmentations, skipped = training_data(cfg)
+        if not any(c.ids for c in caches):
+            raise RuntimeError(f"no usable training images under {cfg.data}")
+        return _train(cfg, ctx, caches, segmentations, skipped, started)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(
+    cfg: NCutsTrainConfig, ctx, caches: list[FeatureCache], segmentations: dict, skipped: list[str], started: float
+) -> int:
+    model = build_model(cfg, caches)
+    entries = sorted((image_id, cache) for cache in caches for image_id in cache.ids)
+    strides = model.cached_strides()
+    backbone_params, head_params = model.trainable_parameters()
+    groups = [{"params": head_params, "lr": cfg.lr}]
+    if backbone_params:
+        groups.append({"params": backbone_params, "lr": cfg.backbone_lr})
+    optimizer = torch.optim.Adam(groups)
+    if ctx.is_main:
+        cfg.write(cfg.run_dir / "config.json")
+
+    def samples(gen: torch.Generator):
+        for index in torch.randperm(len(entries), generator=gen).tolist():
+            image_id, cache = entries[index]
+            seg_list = segmentations[image_id]
+            seg = seg_list[int(torch.randint(len(seg_list), (1,), generator=gen))]
+            blocks, seg = crop_sample(cache.load(image_id), strides, seg, cfg.grid_stride, cfg.crop, gen)
+            if bool(torch.rand((), generator=gen) < 0.5):  # horizontal flip
+                blocks, seg = [b.flip(-1) for b in blocks], seg[:, ::-1]
+            grid = (blocks[0].shape[-2], blocks[0].shape[-1])
+            yield blocks, grid_labels(np.ascontiguousarray(seg), grid, cfg.grid_stride).reshape(1, -1)
+
+    def batches(gen: torch.Generator):
+        batch = []  # a list: crops of portrait and landscape images may differ in size
+        for sample in samples(gen):
+            batch.append(sample)
+            if len(batch) == cfg.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def step(batch, net) -> torch.Tensor:
+        return torch.stack([projector_loss(net(blocks), labels).mean() for blocks, labels in batch]).mean()
+
+    on_epoch_end = _val_loss_fn(cfg, model)
+    events = corrupt_events(skipped) if ctx.is_main else []
+    if (
+        on_epoch_end is not None
+        and ctx.is_main
+        and cfg.epochs > 0
+        and not (cfg.resume and (cfg.run_dir / "checkpoint.pt").exists())
+    ):
+        init = on_epoch_end(-1)  # the val loss before any update: the reference training must beat
+        print(f"val loss at initialisation: {init['val_loss']:.4f} ({init['val_images']} images)")
+        events.append({"event": "val loss at initialisation", **init})
+    train_config = TrainConfig(
+        epochs=cfg.epochs,
+        out_dir=cfg.run_dir,
+        seed=cfg.seed,
+        resume=cfg.resume,
+        desc=f"DeepNCuts seed {cfg.seed}",
+        max_grad_norm=cfg.max_grad_norm,
+        checkpoint_every=cfg.checkpoint_every,
+        skip_nonfinite=not cfg.stop_on_nonfinite,
+        max_consecutive_skips=cfg.max_consecutive_skips,
+        log_events=events,
+    )
+    if cfg.epochs > 0:
+        fit(model, optimizer, step, batches, train_config, on_epoch_end=on_epoch_end)
+    if not ctx.is_main:
+        return 0
+    save_checkpoint(
+        cfg.run_dir / "model.pt",
+        {"model": model.state_dict_to_save(), "net_config": cfg.net.to_dict(), "train": cfg.to_dict()},
+    )
+    elapsed = time.perf_counter() - started
+    (cfg.run_dir / "wall_time.json").write_text(json.dumps({"train_seconds": round(elapsed, 1)}))
+    print(f"trained DeepNCuts seed {cfg.seed} in {elapsed / 60:.1f} min -> {cfg.run_dir / 'model.pt'}")
+    return 0

@@ -1,0 +1,30 @@
+"""Hierarchical segmentation: spectral boundaries from NCuts eigenvectors, ultrametric contour maps.
+
+- :mod:`.spectral`: gPb-style oriented gradients of eigenvectors (sPb) and boundary combination.
+- :mod:`.ucm`: oriented watershed + mean-boundary hierarchy (higra) -> ``ucm2`` on the doubled grid.
+- :mod:`.hierarchy`: embedding or edge map -> UCM in one call.
+- :mod:`.scores`: per-image benchmark counts cached on disk (resumable evaluations).
+"""
+
+from .hierarchy import edges_ucm, embedding_boundaries, embedding_ucm, respace_ucm, upsample_embedding
+from .spectral import (
+    combine_boundaries,
+    ncut_eigenvalues_from_normalized,
+    oriented_gradients,
+    spectral_boundaries,
+)
+from .ucm import ucm_levels, ultrametric_contour_map
+
+__all__ = [
+    "edges_ucm",
+    "embedding_boundaries",
+    "embedding_ucm",
+    "respace_ucm",
+    "upsample_embedding",
+    "combine_boundaries",
+    "ncut_eigenvalues_from_normalized",
+    "oriented_gradients",
+    "spectral_boundaries",
+    "ucm_levels",
+    "ultrametric_contour_map",
+]

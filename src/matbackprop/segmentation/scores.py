@@ -1,0 +1,159 @@
+"""Per-image BSDS scores of hierarchical segmentations, cached on disk so long evaluations resume.
+
+One method's scores live in ``<root>/<method>/<image id>.npz``: the region counts at every threshold
+(:class:`~matbackprop.metrics.ImageRegionEval`) and, for UCMs, the boundary counts
+(:class:`~matbackprop.metrics.ImageBoundaryEval`). The boundary counts, the slow part, may
+instead go in ``<id>.bdry.npz`` from a second pass. A file is written atomically (temporary name, then
+rename) once an image is scored, so an interrupted run loses at most the image in progress and
+a rerun scores only the missing images. Pooling into ODS / OIS / AP is cheap and done from the cached
+counts (:func:`matbackprop.metrics.collect_regions`, :func:`~matbackprop.metrics.collect_boundaries`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import HumanBoundaries, ImageBoundaryEval, ImageRegionEval, evaluate_ucm_boundaries
+from ..metrics.hierarchy_regions import evaluate_ucm_regions_nested
+
+__all__ = ["ScoreCache", "score_ucm", "method_slug", "best_thresholds"]
+
+_REGION_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p", "pri", "vi")
+_BOUNDARY_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p")
+
+
+def method_slug(name: str) -> str:
+    """File-system name of a method: lower case, runs of other characters as ``-``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"method name {name!r} has no usable characters")
+    return slug
+
+
+def score_ucm(
+    ucm2: np.ndarray,
+    segmentations: Sequence[np.ndarray],
+    human: HumanBoundaries | None,
+    nthresh: int = 99,
+) -> tuple[ImageRegionEval, ImageBoundaryEval | None]:
+    """Region (and, given ``human``, boundary) counts of one UCM at ``nthresh`` thresholds.
+
+    Regions use the nested-levels path (:func:`~matbackprop.metrics.hierarchy_regions.evaluate_ucm_regions_nested`,
+    equal to ``evaluate_ucm_regions`` to rounding); share one ``human`` across methods of an image so
+    its neighbourhoods and solved matching components are reused.
+    """
+    regions = evaluate_ucm_regions_nested(ucm2, segmentations, nthresh)
+    boundaries = None if human is None else evaluate_ucm_boundaries(ucm2, human, nthresh)
+    return regions, boundaries
+
+
+class ScoreCache:
+    """Per-image score files of one method under ``root / method_slug(method)``.
+
+    Parameters
+    ----------
+    root : cache folder (e.g. ``runs/bsds_eval/test``); created on first write.
+    method : method name as shown in the table.
+    """
+
+    def __init__(self, root: str | Path, method: str) -> None:
+        self.method = method
+        self.dir = Path(root) / method_slug(method)
+
+    def path(self, image_id: str) -> Path:
+        return self.dir / f"{image_id}.npz"
+
+    def boundary_path(self, image_id: str) -> Path:
+        return self.dir / f"{image_id}.bdry.npz"
+
+    def has(self, image_id: str) -> bool:
+        """Whether the image's region counts are stored."""
+        return self.path(image_id).is_file()
+
+    def has_boundaries(self, image_id: str) -> bool:
+        """Whether the image's boundary counts are stored (with the regions or on their own)."""
+        if self.boundary_path(image_id).is_file():
+            return True
+        if not self.has(image_id):
+            return False
+        with np.load(self.path(image_id)) as z:
+            return "b_thresholds" in z.files
+
+    def put_boundaries(self, image_id: str, boundaries: ImageBoundaryEval, **extra: np.ndarray) -> None:
+        """Store one image's boundary counts on their own (the slow part, scored in a second pass)."""
+        arrays = {f"b_{f}": np.asarray(getattr(boundaries, f)) for f in _BOUNDARY_FIELDS}
+        arrays.update({f"x_{k}": np.asarray(v) for k, v in extra.items()})
+        self._write(self.boundary_path(image_id), arrays)
+
+    def _write(self, final: Path, arrays: dict[str, np.ndarray]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
+        os.replace(tmp, final)
+
+    def put(
+        self,
+        image_id: str,
+        regions: ImageRegionEval | Sequence[ImageRegionEval],
+        boundaries: ImageBoundaryEval | None = None,
+        **extra: np.ndarray,
+    ) -> None:
+        """Store one image's counts (a list of region evals for leave-one-out human rows)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        regs = [regions] if isinstance(regions, ImageRegionEval) else list(regions)
+        arrays: dict[str, np.ndarray] = {"n_region": np.array(len(regs))}
+        for k, r in enumerate(regs):
+            for f in _REGION_FIELDS:
+                arrays[f"r{k}_{f}"] = np.asarray(getattr(r, f))
+            arrays[f"r{k}_cnt_r_best"] = np.asarray(r.cnt_r_best)
+        if boundaries is not None:
+            for f in _BOUNDARY_FIELDS:
+                arrays[f"b_{f}"] = np.asarray(getattr(boundaries, f))
+        for key, value in extra.items():
+            arrays[f"x_{key}"] = np.asarray(value)
+        self._write(self.path(image_id), arrays)
+
+    def get(self, image_id: str) -> tuple[list[ImageRegionEval], ImageBoundaryEval | None, dict[str, np.ndarray]]:
+        """Region evals (one per stored entry), boundary eval or None, and extra arrays."""
+        with np.load(self.path(image_id)) as z:
+            n = int(z["n_region"])
+            regs = [
+                ImageRegionEval(**{f: z[f"r{k}_{f}"] for f in _REGION_FIELDS}, cnt_r_best=float(z[f"r{k}_cnt_r_best"]))
+                for k in range(n)
+            ]
+            bdry = (
+                ImageBoundaryEval(**{f: z[f"b_{f}"] for f in _BOUNDARY_FIELDS}) if "b_thresholds" in z.files else None
+            )
+            extra = {k[2:]: z[k] for k in z.files if k.startswith("x_")}
+        if bdry is None and self.boundary_path(image_id).is_file():
+            with np.load(self.boundary_path(image_id)) as z:
+                bdry = ImageBoundaryEval(**{f: z[f"b_{f}"] for f in _BOUNDARY_FIELDS})
+                extra.update({f"bdry_{k[2:]}": z[k] for k in z.files if k.startswith("x_")})
+        return regs, bdry, extra
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """Images whose region counts are not stored yet."""
+        return [i for i in ids if not self.has(i)]
+
+
+def best_thresholds(region: ImageRegionEval) -> dict[str, float]:
+    """One image's best-threshold scores: covering (max), PRI (max), VI (min) and their thresholds."""
+    tot = region.sum_r + (region.sum_r == 0)
+    cover = region.cnt_r / tot
+    kc = int(np.argmax(cover))
+    kr = int(np.argmax(region.pri))
+    kv = int(np.argmin(region.vi))
+    th = region.thresholds
+    return {
+        "covering": float(cover[kc]),
+        "covering_threshold": float(th[kc]),
+        "pri": float(region.pri[kr]),
+        "pri_threshold": float(th[kr]),
+        "vi": float(region.vi[kv]),
+        "vi_threshold": float(th[kv]),
+    }

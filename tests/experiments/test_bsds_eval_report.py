@@ -1,0 +1,82 @@
+"""``eval ncuts`` outputs from cached per-image scores: JSON summary, per-image JSON, table, seed stats."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from matbackprop.metrics import HumanBoundaries, collect_regions, evaluate_human_regions
+from matbackprop.segmentation.scores import ScoreCache, score_ucm
+
+
+def _image(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 12, 16
+    cut = int(rng.integers(5, 11))
+    gt = np.ones((h, w), dtype=np.int32)
+    gt[:, cut:] = 2
+    gt2 = gt.copy()
+    gt2[: h // 2, :cut] = 3
+    u = np.zeros((2 * h + 1, 2 * w + 1), dtype=np.float32)
+    u[:, 2 * cut] = rng.uniform(0.3, 0.9)  # the true contour, at a random strength
+    u[h, : 2 * cut] = rng.uniform(0.1, 0.5)
+    bd = [np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)]
+    bd[0][:, cut - 1] = bd[1][:, cut - 1] = 1
+    return u, [gt, gt2], bd
+
+
+@pytest.fixture
+def cached(tmp_path):
+    root = tmp_path / "cache" / "test"
+    ids = ["a", "b", "c"]
+    runs = []
+    for seed in range(2):
+        run = tmp_path / "runs" / f"seed{seed}"
+        run.mkdir(parents=True)
+        runs.append(run)
+    human = ScoreCache(root, "human (leave one out)")
+    for k, i in enumerate(ids):
+        u, gts, bd = _image(k)
+        human.put(i, evaluate_human_regions(gts))
+        for s, run in enumerate(runs):
+            # seed 1 sees a slightly blurred map: different, but valid, scores
+            r, b = score_ucm(np.clip(u * (1.0 - 0.3 * s), 0, 1), gts, HumanBoundaries(bd) if k < 2 else None)
+            ScoreCache(root, f"G ({run.name})").put(i, r, b)
+    return root, ids, runs
+
+
+def test_write_outputs(cached, tmp_path):
+    from matbackprop.experiments.bsds_ncuts.report import summarise, write_outputs
+
+    root, ids, runs = cached
+    args = argparse.Namespace(
+        split="test",
+        results=str(tmp_path / "res" / "b.json"),
+        per_image=None,
+        report=str(tmp_path / "r.md"),
+        figures=str(tmp_path / "fig"),
+        data="unused",
+    )
+    names = [f"G ({r.name})" for r in runs]
+    payload = write_outputs(args, ids, root, names, {"G": runs}, human=True, seconds=1.0)
+    saved = json.loads((tmp_path / "res" / "b.json").read_text())
+    assert saved["methods"].keys() == set(names)
+    s0, have = summarise(ScoreCache(root, names[0]), ids)
+    assert have == ids and s0["boundary_images"] == 2  # the third image has no boundary counts
+    assert saved["methods"][names[0]]["covering_ods"] == pytest.approx(s0["covering_ods"])
+    # the group row: mean and sample std (ddof = 1) over the two seeds
+    c = [saved["methods"][n]["covering_ods"] for n in names]
+    g = saved["groups"]["G (2 seeds)"]["covering_ods"]
+    assert g["mean"] == pytest.approx(np.mean(c)) and g["std"] == pytest.approx(np.std(c, ddof=1))
+    # per image: best threshold and its covering
+    per = json.loads((tmp_path / "res" / "b_per_image.json").read_text())["methods"][names[0]]
+    assert set(per) == set(ids) and 0 < per["a"]["covering"] <= 1 and 0 < per["a"]["covering_threshold"] < 1
+    # human row: leave-one-out, pooled
+    regs = [r for i in ids for r in ScoreCache(root, "human (leave one out)").get(i)[0]]
+    assert payload["human"]["covering"] == pytest.approx(collect_regions(regs).cover_ods)
+    text = (tmp_path / "r.md").read_text()
+    assert "| G (seed0) | 3 (2) |" in text and "G (2 seeds)" in text and "quoted" in text
+    # each run gets its covering-ODS threshold for `matbackprop segment`
+    t = json.loads((runs[0] / "ucm_threshold.json").read_text())
+    assert t == {"covering_ods_threshold": pytest.approx(s0["covering_threshold"]), "split": "test"}
