@@ -39,7 +39,7 @@ class UnsafeCheckpointError(RuntimeError):
             "A pickled object can run arbitrary code when loaded, so matbackprop reads files with "
             "torch.load(weights_only=True) only. If the file is a cache (features, scores), delete it and it is "
             "rebuilt. If it is a checkpoint you wrote yourself or got from a source you trust, load it once with "
-            "torch.load(path, weights_only=False) and save the parts you need (state_dict tensors, plain "
+            "torch.load with weights_only turned off and save the parts you need (state_dict tensors, plain "
             "numbers, strings, lists and dicts) with matbackprop.train.save_checkpoint."
         )
 
