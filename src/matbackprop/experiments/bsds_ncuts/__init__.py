@@ -3,7 +3,7 @@
 Modules: :mod:`.config` (the typed run configuration and its command-line options), :mod:`.features`
 (the keyed cache of frozen-backbone outputs), :mod:`.training` (the training pipeline, resumable),
 :mod:`.inference` (:func:`load_model`, :func:`embed_image`: a trained run applied to any image at full
-resolution), and the evaluation (:mod:`.evaluate` when present, else :mod:`.legacy_eval`).
+resolution), and the UCM-based evaluation (:mod:`.evaluate`, tables and figures in :mod:`.report`).
 
 ``matbackprop train ncuts`` builds a :class:`NCutsTrainConfig` from its options and calls
 :func:`run_training`; ``matbackprop eval ncuts`` calls :func:`evaluate`.
@@ -12,29 +12,12 @@ resolution), and the evaluation (:mod:`.evaluate` when present, else :mod:`.lega
 from __future__ import annotations
 
 import argparse
-import importlib
-from types import ModuleType
 
 from .config import NCutsTrainConfig, add_train_arguments, config_from_args
+from .evaluate import add_eval_arguments, evaluate
 from .inference import embed_image, embed_image_many, init_model, load_model
 from .training import grid_labels
 from .training import train as run_training
-
-
-def _evaluation_module() -> ModuleType:
-    """``.evaluate`` (the UCM-based evaluation) when it exists, else ``.legacy_eval`` (k-means levels).
-    Only the absence of ``.evaluate`` itself falls back: an import error inside it is raised."""
-    try:
-        return importlib.import_module(f"{__name__}.evaluate")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.evaluate":
-            raise
-        return importlib.import_module(f"{__name__}.legacy_eval")
-
-
-_evaluation = _evaluation_module()
-add_eval_arguments = _evaluation.add_eval_arguments
-evaluate = _evaluation.evaluate
 
 __all__ = [
     "NCutsTrainConfig",
