@@ -316,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
 
     thread_results: tuple[list[threads_section.ThreadRow], int] | None = None
     thread_o2p = None
+    per_call: list[tuple[str, ...]] = []
     if "threads" in cfg.sections and devices[0] == "cpu":
-        thread_rows_, thread_count, thread_o2p = threads_section.run_section(cfg)  # a fresh process, default threads
+        # a fresh process at torch's default threads
+        thread_rows_, thread_count, thread_o2p, per_call = threads_section.run_section(cfg)
         thread_results = (thread_rows_, thread_count)
         print("\nbatch-parallel threads: forward+backward medians (ms), each row at the stated thread count\n")
         print(T.format_plain(*threads_section.thread_rows(*thread_results), left=3))
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         print(T.format_plain(*threads_section.scaling_rows(*thread_results), left=3))
         print(f"\nSecondOrderPooling before/after the split, {thread_o2p[0]}, {thread_o2p[1]} threads\n")
         print(T.format_plain(threads_section.O2P_HEADER, thread_o2p[2], left=1))
+        print(f"\nper-call cost: logm forward+backward of one 8 x 8 matrix, {thread_count} threads (us)\n")
+        print(T.format_plain(threads_section.PER_CALL_HEADER, per_call, left=2))
 
     goals = evaluate_goals(results, ties, ncut, compare, TIE_TOL)
     print(f"\ngoals (issue 6){' - quick run, not meaningful' if cfg.quick else ''}\n")
@@ -341,6 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         if thread_results is not None:
             with open(cfg.markdown, "a") as fh:
-                fh.write("\n".join(threads_section.markdown(*thread_results, thread_o2p)) + "\n")
+                fh.write("\n".join(threads_section.markdown(*thread_results, thread_o2p, per_call)) + "\n")
         print(f"wrote {cfg.markdown}")
     return 0

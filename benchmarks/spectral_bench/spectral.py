@@ -78,7 +78,7 @@ def _autograd_eigh(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch
     return y
 
 
-def _peer(module: str, attr: str) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
+def resolve_peer(module: str, attr: str) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
     """Resolve a peer's public function; (None, reason) if the package is missing."""
     try:
         mod = importlib.import_module(module)
@@ -126,7 +126,7 @@ def build_methods(func: str, ns_iters: int) -> list[Method]:
             )
         )
     for name, (module, attrs) in PEERS.items():
-        fn, note = _peer(module, attrs[func])
+        fn, note = resolve_peer(module, attrs[func])
         api = f"{module}.{attrs[func]}" + (".apply(X)" if module == "spd_learn.functional" else "(X)")
         methods.append(Method(name, "peer", api, _grad_of(fn) if fn is not None else None, note))
     return methods

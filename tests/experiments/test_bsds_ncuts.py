@@ -199,3 +199,34 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
             assert np.isfinite(metrics[key]), (name, key)
         assert 0 < metrics["covering_ods"] <= 1
     assert (tmp_path / "fig" / "bsds_segmentations.png").is_file()
+
+    # The combination row: chosen on val (one image here), then scored on test under its own name; the
+    # run's covering threshold (read by `matbackprop segment`) stays the one of its plain NCuts row.
+    from matbackprop.experiments.bsds_ncuts.combination import COMBINED_SUFFIX, GRID
+
+    group = "DeepNCuts, end to end"
+    choice = tmp_path / "choice.json"
+    common = ["--data", str(DATA), "--group", f"{group}={out}", "--combination", str(choice)]
+    parser = argparse.ArgumentParser()
+    bsds_ncuts.add_eval_arguments(parser)
+    assert bsds_ncuts.evaluate(parser.parse_args([*common, "--tune-combination", "--tune-images", "1"])) == 0
+    record = json.loads(choice.read_text())
+    assert record["split"] == "val" and record["images"] == 1 and len(record["grid"]) == len(GRID)
+    best = max(g["covering_ods"] for g in record["grid"])
+    chosen = [g for g in record["grid"] if g["edge_weight"] == record["chosen"]["edge_weight"]]
+    assert any(g["covering_ods"] == best and g["oriented"] == record["chosen"]["oriented"] for g in chosen)
+    rest = ["--limit", "1", "--boundary-limit", "0", "--skip", "human", "gpb", "classic", "edges"]
+    files = [
+        "--results",
+        str(tmp_path / "c.json"),
+        "--report",
+        str(tmp_path / "c.md"),
+        "--figures",
+        str(tmp_path / "f"),
+    ]
+    assert bsds_ncuts.evaluate(parser.parse_args([*common, *rest, *files, "--cache", str(tmp_path / "cc")])) == 0
+    payload = json.loads((tmp_path / "c.json").read_text())
+    assert set(payload["methods"]) == {group, group + COMBINED_SUFFIX}
+    assert payload["hierarchy"]["combination"]["chosen"] == record["chosen"]
+    threshold = json.loads((out / "seed0" / "ucm_threshold.json").read_text())["covering_ods_threshold"]
+    assert threshold == payload["methods"][group]["covering_threshold"]

@@ -216,3 +216,56 @@ def test_tensor_exponent_and_floor_gradcheck():
     L = torch.linalg.eigvalsh(X.detach())
     assert (L - 5.0).abs().min() > 1e-3 and (L - 0.2).abs().min() > 1e-3  # no eigenvalue at a kink
     assert gradcheck(lambda A: mb.clamp_eigs(0.5 * (A + A.mT), floor), (X,), check_forward_ad=True)
+
+
+def test_host_fast_path_accepts_only_spectra_plainly_inside_the_domain():
+    from matbackprop.linalg.checks import HOST_CHECK_MAX_NUMEL, spectrum_inside_domain
+
+    eps = torch.finfo(torch.float64).eps
+    L = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    assert spectrum_inside_domain(L, strict=True)
+    assert spectrum_inside_domain(L, strict=False)
+    at_floor = torch.tensor([[3.0 * eps, 1.0, 3.0]], dtype=torch.float64)  # floor is eps * 3
+    assert not spectrum_inside_domain(at_floor, strict=True)  # must take the clamp
+    assert spectrum_inside_domain(at_floor, strict=False)
+    zero = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    assert not spectrum_inside_domain(zero, strict=False)  # zero eigenvalue: the gradient error must be set
+    assert not spectrum_inside_domain(torch.tensor([[float("nan"), 1.0]]), strict=False)
+    big = torch.ones(HOST_CHECK_MAX_NUMEL + 1, dtype=torch.float64).reshape(1, -1)
+    assert not spectrum_inside_domain(big, strict=False)  # large spectra: tensor checks
+
+
+@pytest.mark.parametrize("name", ["logm", "invsqrtm", "sqrtm"])
+def test_small_calls_still_clamp_and_flag_at_the_domain_edge(name):
+    # 3 x 3 matrices go through the host fast path when they are plainly inside the domain; a singular
+    # PSD matrix must still be clamped (finite result equal to the explicit clamp) and a zero
+    # eigenvalue must still make the gradient raise.
+    fn = SQUARE_FUNCTIONS[name]
+    v = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / 2**0.5
+    X = (torch.eye(3, dtype=torch.float64) - torch.outer(v, v)).requires_grad_()  # eigenvalues 0, 1, 1
+    Y = fn(X)
+    assert torch.isfinite(Y).all()
+    floor = torch.finfo(torch.float64).eps
+    L, Q = torch.linalg.eigh(X.detach())
+    Lc = L.clamp_min(floor if name != "sqrtm" else 0.0)
+    f = {"logm": torch.log, "invsqrtm": torch.rsqrt, "sqrtm": torch.sqrt}[name]
+    torch.testing.assert_close(Y.detach(), Q @ torch.diag(f(Lc)) @ Q.T, rtol=1e-12, atol=1e-12)
+    if name == "sqrtm":  # an exactly zero eigenvalue (diagonal input): infinite f', so the backward raises
+        Z = fn(torch.diag(torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)).requires_grad_())
+        with pytest.raises(ValueError, match="zero eigenvalue"):
+            Z.sum().backward()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_small_inputs_read_on_the_host_still_reject_non_finite_diagonals(bad):
+    # A NaN on the diagonal leaves the matrix "symmetric" entry by entry; the finiteness test must catch it.
+    X = random_spd(3, 2)
+    X[1, 2, 2] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinite entries at batch index \(1,\)"):
+        mb.logm(X)
+
+
+def test_small_inputs_read_on_the_host_symmetrise_one_ulp_asymmetry():
+    X = random_spd(4, dtype=torch.float64)
+    X[0, 1] = torch.nextafter(X[0, 1], torch.tensor(2.0, dtype=torch.float64))
+    torch.testing.assert_close(mb.logm(X), mb.logm((X + X.T) / 2), rtol=0, atol=0)

@@ -124,32 +124,55 @@ def score_boundary_pass(
     cache_root: Path,
     load: Callable[[str, str], np.ndarray | None],
     log=print,
+    workers: int = 1,
 ) -> None:
     """Boundary benchmark of every method's UCM (``load(method, image_id)``) where it is missing.
 
     Images are taken in order, all methods of an image together, so the human boundary maps are
-    prepared once per image and the first ``n`` images are complete for every method.
+    prepared once per image and the first ``n`` images are complete for every method. With
+    ``workers > 1`` images are scored in that many processes (forked; ``load`` and ``data`` must be
+    picklable, e.g. a :func:`functools.partial` of a module-level function); each image's counts are
+    written by the process that scored it, so an interruption loses at most the images in flight.
     """
+    caches = {m: ScoreCache(cache_root, m) for m in methods}
+    todo = [i for i in ids if any(c.has(i) and not c.has_boundaries(i) for c in caches.values())]
+    workers = max(1, min(workers, len(todo)))
+    log(f"boundary benchmark: {len(todo)} images to score" + (f" in {workers} processes" if workers > 1 else ""))
+    if workers == 1:
+        for n, image_id in enumerate(todo):
+            seconds = _boundary_image(methods, image_id, data, cache_root, load)
+            log(f"boundary benchmark: {n + 1}/{len(todo)} {image_id} {seconds:.1f}s")
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork: the workers inherit the imported modules (spawn would re-import torch in each)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        futures = {pool.submit(_boundary_image, methods, i, data, cache_root, load): i for i in todo}
+        for n, future in enumerate(as_completed(futures)):
+            log(f"boundary benchmark: {n + 1}/{len(todo)} {futures[future]} {future.result():.1f}s")
+
+
+def _boundary_image(
+    methods: Sequence[str], image_id: str, data, cache_root: Path, load: Callable[[str, str], np.ndarray | None]
+) -> float:
+    """Score one image's missing boundary counts for every method; returns the seconds it took."""
     from ..metrics import HumanBoundaries, evaluate_ucm_boundaries
 
-    caches = {m: ScoreCache(cache_root, m) for m in methods}
-    index = {i: n for n, i in enumerate(data.ids)}
-    todo = [i for i in ids if any(c.has(i) and not c.has_boundaries(i) for c in caches.values())]
-    log(f"boundary benchmark: {len(todo)} images to score")
-    for n, image_id in enumerate(todo):
-        t0 = time.perf_counter()
-        human = None
-        for m, c in caches.items():
-            if not c.has(image_id) or c.has_boundaries(image_id):
-                continue
-            ucm2 = load(m, image_id)
-            if ucm2 is None:
-                continue
-            if human is None:
-                human = HumanBoundaries(data[index[image_id]]["boundaries"])
-            ts = time.perf_counter()
-            c.put_boundaries(image_id, evaluate_ucm_boundaries(ucm2, human), seconds=np.array(time.perf_counter() - ts))
-        log(f"boundary benchmark: {n + 1}/{len(todo)} {image_id} {time.perf_counter() - t0:.1f}s")
+    t0 = time.perf_counter()
+    human = None
+    for m in methods:
+        c = ScoreCache(cache_root, m)
+        if not c.has(image_id) or c.has_boundaries(image_id):
+            continue
+        ucm2 = load(m, image_id)
+        if ucm2 is None:
+            continue
+        if human is None:
+            human = HumanBoundaries(data[data.ids.index(image_id)]["boundaries"])
+        ts = time.perf_counter()
+        c.put_boundaries(image_id, evaluate_ucm_boundaries(ucm2, human), seconds=np.array(time.perf_counter() - ts))
+    return time.perf_counter() - t0
 
 
 def score_human_row(ids: Sequence[str], data, cache_root: Path, log=print) -> ScoreCache:

@@ -84,8 +84,10 @@ def tied_pairs(values: torch.Tensor) -> torch.Tensor:
 
 
 def no_autocast(X: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
-    """Switch autocast off for the spectral computation on ``X``'s device."""
+    """Switch autocast off for the spectral computation on ``X``'s device (a no-op context when it is off)."""
     try:
+        if not torch.is_autocast_enabled(X.device.type):  # nothing to switch off: skip the context's cost
+            return contextlib.nullcontext()
         return torch.autocast(device_type=X.device.type, enabled=False)
     except RuntimeError:  # device types without autocast support
         return contextlib.nullcontext()

@@ -11,6 +11,10 @@ ODS/OIS; boundary F at ODS/OIS and AP):
   :func:`.inference.embed_image_many` on the ``--stride`` grid -> spectral boundaries (gPb's sPb on the
   eigenvectors) -> the same hierarchy (:func:`matbackprop.segmentation.embedding_ucm`).
 
+- the combination row (:mod:`.combination`): the end-to-end embedding's spectral boundaries mixed with
+  the backbone's edges, with the weight and level power chosen on val (``--tune-combination`` writes
+  the choice, ``--combination`` names the file; the row appears once that file exists).
+
 Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<method>/<id>.npz``), so an
 interrupted evaluation resumes where it stopped and adding a row scores only that row. The hierarchy
 settings (``HIERARCHY``) were chosen on the val split (see docs/results_bsds500.md), never on test.
@@ -19,7 +23,9 @@ settings (``HIERARCHY``) were chosen on the val split (see docs/results_bsds500.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,7 @@ import torch
 from ...segmentation.scores import ScoreCache, method_slug, score_ucm
 from ...train.checkpoint import load_checkpoint
 from ..bsds_baselines import ROW_NAMES, load_ucm, save_ucm, score_boundary_pass, score_rows
+from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, Combination, combined_ucms, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
 
 __all__ = ["add_eval_arguments", "evaluate", "HIERARCHY", "EDGES_ROW", "DEFAULT_GROUPS", "model_ucms"]
@@ -46,6 +53,16 @@ DEFAULT_GROUPS = {
     "DeepNCuts, frozen backbone": "runs/ncuts-frozen",
     "DeepNCuts, end to end": "runs/ncuts-e2e",
 }
+#: The group whose runs the combination row mixes with the backbone's edges.
+COMBINE_GROUP = "DeepNCuts, end to end"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +123,26 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the first {QUICK_TEST_IMAGES} test images (boundary benchmark on "
         f"{QUICK_BOUNDARY_IMAGES}), without the classic NCuts row",
     )
-    parser.add_argument("--workers", type=int, default=1, help="(kept for compatibility; scoring is sequential)")
+    parser.add_argument(
+        "--combination",
+        default=DEFAULT_CHOICE,
+        help="val-chosen setting of the combination row (default: %(default)s; no file: no such row)",
+    )
+    parser.add_argument(
+        "--tune-combination",
+        action="store_true",
+        help=f"choose the combination row's edge weight and level power on the val split (the group "
+        f"'{COMBINE_GROUP}', its seed of lowest val loss), write --combination, and stop",
+    )
+    parser.add_argument(
+        "--tune-images", type=int, default=20, help="val images for --tune-combination (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cores(),
+        help="processes for the boundary benchmark, one image each (default: the usable cores, %(default)s)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
 
 
@@ -139,9 +175,19 @@ def run_method_name(group: str, run: Path, n_runs: int) -> str:
 
 @torch.no_grad()
 def model_ucms(
-    models: dict, image: np.ndarray, stride: int, sigma: float, power: float, want_edges: bool
+    models: dict,
+    image: np.ndarray,
+    stride: int,
+    sigma: float,
+    power: float,
+    want_edges: bool,
+    combos: dict[str, tuple[str, Combination]] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """UCMs of every model's embedding of one image, and the UCM of the backbone's edges."""
+    """UCMs of every model's embedding of one image, and the UCM of the backbone's edges.
+
+    ``combos`` maps a combination row's name to ``(model name, setting)``: that model's embedding mixed
+    with the edges (:func:`.combination.combined_ucms`), returned under the row's name.
+    """
     from ...segmentation import edges_ucm, embedding_ucm
     from .inference import embed_image_many
 
@@ -156,6 +202,12 @@ def model_ucms(
         for name, (ev, Z) in per_model.items():
             h, w, k = Z.shape
             out[name] = embedding_ucm(Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=sigma, power=power)
+            mine = {c: setting for c, (source, setting) in (combos or {}).items() if source == name}
+            if mine and e is not None:
+                ucms = combined_ucms(
+                    Z.reshape(h * w, k), ev, e.double().numpy(), (h, w), (H, W), list(mine.values()), sigma
+                )
+                out.update(zip(mine, ucms))
     edge_ucm = None
     if want_edges and edges is not None:
         edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
@@ -181,16 +233,35 @@ def _check_fingerprint(cache: ScoreCache, root: Path, run: Path, log) -> None:
     marker.write_text(fp + "\n")
 
 
-def _score_models(args, groups: dict[str, list[Path]], ids: list[str], data, root: Path, log) -> list[str]:
-    """Score every run (and the edges row) on ``ids``; returns the method names in table order."""
+def _score_models(
+    args,
+    groups: dict[str, list[Path]],
+    ids: list[str],
+    data,
+    root: Path,
+    log,
+    combination: tuple[str, Combination] | None = None,
+) -> list[str]:
+    """Score every run (and the edges row) on ``ids``; returns the method names in table order.
+
+    ``combination``: ``(group, setting)``, the group whose runs also get a combination row."""
     from .inference import load_model
 
     runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
+    combos: dict[str, tuple[str, Combination]] = {}
+    if combination is not None and combination[0] in groups:
+        g, setting = combination
+        rs = groups[g]
+        combos = {
+            run_method_name(g + COMBINED_SUFFIX, r, len(rs)): (run_method_name(g, r, len(rs)), setting) for r in rs
+        }
     want_edges = "edges" not in args.skip
-    names = list(runs) + ([EDGES_ROW] if want_edges and runs else [])
+    names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
     caches = {n: ScoreCache(root, n) for n in names}
     for n, run in runs.items():
         _check_fingerprint(caches[n], root, run, log)
+    for n, (source, _) in combos.items():
+        _check_fingerprint(caches[n], root, runs[source], log)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
     log(f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score")
     if not todo:
@@ -201,13 +272,15 @@ def _score_models(args, groups: dict[str, list[Path]], ids: list[str], data, roo
     for count, image_id in enumerate(todo):
         t0 = time.perf_counter()
         item = data[index[image_id]]
-        missing = {n: models[n] for n in runs if not caches[n].has(image_id)}
+        combo_missing = {c: v for c, v in combos.items() if not caches[c].has(image_id)}
+        sources = {source for source, _ in combo_missing.values()}
+        missing = {n: models[n] for n in runs if not caches[n].has(image_id) or n in sources}
         edge_missing = want_edges and bool(vgg) and not caches[EDGES_ROW].has(image_id)
         if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
             name = next(iter(vgg))
             missing = {name: vgg[name]}
         ucms, edge_ucm = model_ucms(
-            missing, item["image"], args.stride, HIERARCHY["sigma"], HIERARCHY["power"], edge_missing
+            missing, item["image"], args.stride, HIERARCHY["sigma"], HIERARCHY["power"], edge_missing, combo_missing
         )
         if edge_ucm is not None:
             ucms[EDGES_ROW] = edge_ucm
@@ -249,23 +322,50 @@ def evaluate(args: argparse.Namespace) -> int:
     for runs in groups.values():  # refuse an unsafe or damaged model.pt before any work (weights-only load)
         for run in runs:
             load_checkpoint(run / "model.pt")
+    if args.tune_combination:
+        from .combination import lowest_val_loss_run, tune
+
+        if COMBINE_GROUP not in groups:
+            raise ValueError(f"--tune-combination needs the group '{COMBINE_GROUP}' (its runs: seed*/model.pt)")
+        run = lowest_val_loss_run(groups[COMBINE_GROUP])
+        log(f"combination: tuning on val with {run} (lowest final val loss of {COMBINE_GROUP})")
+        tune(
+            run,
+            args.data,
+            args.tune_images,
+            args.stride,
+            HIERARCHY["sigma"],
+            args.combination,
+            log,
+            ncuts_power=HIERARCHY["power"],
+            edges_power=EDGES_POWER,
+        )
+        return 0
+    choice = load_choice(args.combination) if args.split == "test" else None
+    combination = (COMBINE_GROUP, choice[0]) if choice is not None else None
     data = BSDS500(args.data, args.split)
     ids = data.ids[:limit]
     root = Path(args.cache) / args.split
     baseline_rows = [r for r in ("human", "gpb", "classic") if r not in skip]
     # regions first for every row (cheap), then the boundary benchmark (slow) image by image
     score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False)
-    model_names = _score_models(args, groups, ids, data, root, log)
+    model_names = _score_models(args, groups, ids, data, root, log, combination)
     methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
     score_boundary_pass(
         methods,
         ids[: args.boundary_limit],
         data,
         root,
-        lambda m, i: load_method_ucm(root, m, i, args.data, args.split),
+        partial(load_method_ucm, root, data_root=args.data, split=args.split),
         log,
+        workers=args.workers,
     )
-    write_outputs(args, ids, root, methods, groups, human="human" not in skip, seconds=time.perf_counter() - started)
+    report_groups = dict(groups)
+    if combination is not None and COMBINE_GROUP in groups:  # its seeds are summarised like a group's
+        report_groups[COMBINE_GROUP + COMBINED_SUFFIX] = groups[COMBINE_GROUP]
+    write_outputs(
+        args, ids, root, methods, report_groups, human="human" not in skip, seconds=time.perf_counter() - started
+    )
     print(Path(args.report).read_text())
     return 0
 

@@ -158,7 +158,7 @@ def write_outputs(
         "boundary_images_limit": getattr(args, "boundary_limit", None),
         "protocol": "99 UCM thresholds 0.01..0.99; covering pooled over annotators; VI in bits; "
         "boundary F with 0.0075-diagonal matching (matbackprop.metrics, validated on the official fixture)",
-        "hierarchy": {"ncuts": HIERARCHY, "edges_row": EDGES_ROW},
+        "hierarchy": {"ncuts": HIERARCHY, "edges_row": EDGES_ROW, "combination": _combination_record(args)},
         "human": human_row,
         "methods": table,
         "groups": groups_out,
@@ -177,19 +177,34 @@ def write_outputs(
         from .figures import segmentation_figure, training_curves
 
         segmentation_figure(args, ids, root, list(table), Path(args.figures) / "bsds_segmentations.png", table)
-        training_curves(groups, Path(args.figures) / "bsds_training_curves.png")
+        from .combination import COMBINED_SUFFIX
+
+        trained = {g: r for g, r in groups.items() if not g.endswith(COMBINED_SUFFIX)}
+        training_curves(trained, Path(args.figures) / "bsds_training_curves.png")
     except (ImportError, FileNotFoundError) as e:  # matplotlib is an experiments extra; images may be absent
         print(f"figures skipped: {e}")
     return payload
+
+
+def _combination_record(args) -> dict | None:
+    """The val choice of the combination row (see :mod:`.combination`), if one was used."""
+    from .combination import load_choice
+
+    path = getattr(args, "combination", None)
+    choice = load_choice(path) if path and args.split == "test" else None
+    return None if choice is None else {**choice[1], "file": str(path)}
 
 
 def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str) -> None:
     """Each run's covering-ODS threshold in ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``);
     a threshold found on val is never replaced by one found on another split."""
     from ..segment_images import THRESHOLD_FILE
+    from .combination import COMBINED_SUFFIX
     from .evaluate import run_method_name
 
     for g, runs in groups.items():
+        if g.endswith(COMBINED_SUFFIX):  # the run's own threshold is that of its NCuts row
+            continue
         for run in runs:
             s = table.get(run_method_name(g, run, len(runs)))
             path = run / THRESHOLD_FILE
