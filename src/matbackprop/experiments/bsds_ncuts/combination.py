@@ -1,9 +1,9 @@
 """The combination row of the BSDS500 table: DeepNCuts spectral boundaries mixed with the backbone's edges.
 
-One boundary map per image, ``(1 - a) sPb(embedding) + a HED-edges``, with the orientation of the
-spectral boundaries, through the same oriented-watershed mean-boundary hierarchy as every other row;
-the UCM levels are re-spaced as ``ucm ** power``. The weight ``a`` and ``power`` are chosen on the val
-split (:func:`tune`, ``matbackprop eval ncuts --tune-combination``), with the end-to-end run of lowest
+One boundary map per image, ``(1 - a) sPb(embedding) + a HED-edges``, through the same watershed
+mean-boundary hierarchy as every other row (oriented by the spectral boundaries or not); the UCM levels
+are re-spaced as ``ucm ** power``. The weight ``a`` and the orientation are chosen on the val split
+(:func:`tune`, ``matbackprop eval ncuts --tune-combination``), with the end-to-end run of lowest
 val loss, and written to a JSON file that the test evaluation reads; test images never enter the choice.
 The HED weights saw the val boundaries in their own training, so the val scores here are optimistic.
 """

@@ -12,7 +12,7 @@ ODS/OIS; boundary F at ODS/OIS and AP):
   eigenvectors) -> the same hierarchy (:func:`matbackprop.segmentation.embedding_ucm`).
 
 - the combination row (:mod:`.combination`): the end-to-end embedding's spectral boundaries mixed with
-  the backbone's edges, with the weight and level power chosen on val (``--tune-combination`` writes
+  the backbone's edges, with the weight and the orientation choice made on val (``--tune-combination`` writes
   the choice, ``--combination`` names the file; the row appears once that file exists).
 
 Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<method>/<id>.npz``), so an
@@ -131,7 +131,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tune-combination",
         action="store_true",
-        help=f"choose the combination row's edge weight and level power on the val split (the group "
+        help=f"choose the combination row's edge weight and orientation on the val split (the group "
         f"'{COMBINE_GROUP}', its seed of lowest val loss), write --combination, and stop",
     )
     parser.add_argument(

@@ -158,7 +158,7 @@ def write_outputs(
         "boundary_images_limit": getattr(args, "boundary_limit", None),
         "protocol": "99 UCM thresholds 0.01..0.99; covering pooled over annotators; VI in bits; "
         "boundary F with 0.0075-diagonal matching (matbackprop.metrics, validated on the official fixture)",
-        "hierarchy": {"ncuts": HIERARCHY, "edges_row": EDGES_ROW, "combination": _combination_record(args)},
+        "hierarchy": {"ncuts": HIERARCHY, "edges_row": EDGES_ROW, "combination": _combination_record(args, groups)},
         "human": human_row,
         "methods": table,
         "groups": groups_out,
@@ -186,10 +186,12 @@ def write_outputs(
     return payload
 
 
-def _combination_record(args) -> dict | None:
-    """The val choice of the combination row (see :mod:`.combination`), if one was used."""
-    from .combination import load_choice
+def _combination_record(args, groups: dict[str, list[Path]]) -> dict | None:
+    """The val choice of the combination row (see :mod:`.combination`), if the table has that row."""
+    from .combination import COMBINED_SUFFIX, load_choice
 
+    if not any(g.endswith(COMBINED_SUFFIX) for g in groups):
+        return None
     path = getattr(args, "combination", None)
     choice = load_choice(path) if path and args.split == "test" else None
     return None if choice is None else {**choice[1], "file": str(path)}
