@@ -8,9 +8,12 @@ def test_subcommands_parse():
     assert parser.parse_args(["demo", "--epochs", "2"]).epochs == 2
     args = parser.parse_args(["train", "ncuts", "--quick", "--seed", "3"])
     assert args.quick and args.seed == 3 and args.experiment == "ncuts"
-    # eval ncuts scores images sequentially: --workers defaults to 1 and is still accepted (old scripts)
+    # eval ncuts: the boundary benchmark runs in --workers processes, one per usable core by default
+    from matbackprop.experiments.bsds_ncuts.evaluate import usable_cores
+
     args = parser.parse_args(["eval", "ncuts"])
-    assert args.experiment == "ncuts" and args.workers == 1 and args.threads == 1 and callable(args.func)
+    assert args.experiment == "ncuts" and args.workers == usable_cores() >= 1 and args.threads == 1
+    assert callable(args.func)
     args = parser.parse_args(["eval", "ncuts", "--workers", "3", "--threads", "2"])
     assert args.workers == 3 and args.threads == 2
 
