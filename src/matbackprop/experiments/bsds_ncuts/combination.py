@@ -89,7 +89,11 @@ def lowest_val_loss_run(runs: Sequence[Path]) -> Path:
     """The run whose last logged val loss (``train_log.csv``) is lowest: the seed chosen on val."""
     best, best_loss = None, float("inf")
     for run in runs:
-        rows = [r for r in csv.DictReader((run / "train_log.csv").open()) if r.get("val_loss")]
+        log_file = run / "train_log.csv"
+        if not log_file.is_file():
+            continue
+        with log_file.open(newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("val_loss")]
         if rows and float(rows[-1]["val_loss"]) < best_loss:
             best, best_loss = run, float(rows[-1]["val_loss"])
     if best is None:
