@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Train every DeepNCuts model of the BSDS500 table (issue 11), resumably: rerun the script after an
 # interruption and each run continues from its last checkpoint (finished runs are only re-saved).
-#   runs/ncuts-untrained/seed0     VGG-16 (HED weights) + random head, no training (--epochs 0)
-#   runs/ncuts-e2e/seed{0,1,2}     conv4 + conv5 + head trained end to end through the NCuts layer
-#   runs/ncuts-frozen/seed0        frozen backbone, head only (the earlier protocol, same backbone)
-# All share one feature cache (runs/cache). Data: $BSDS500 (default ../shared/bsds500).
-# LIMIT training images (the first of the train split), EPOCHS epochs, VAL val images for the val loss.
+#   runs/ncuts-untrained/seed0         VGG-16 (HED weights) + random head, no training (--epochs 0)
+#   runs/ncuts-head/seed{0,1,2}        stage 1: the head alone on the frozen backbone, EPOCHS epochs
+#   runs/ncuts-frozen/seed{0,1,2}      stage 2, frozen arm: EPOCHS more epochs, the backbone still frozen
+#   runs/ncuts-e2e/seed{0,1,2}         stage 2, end-to-end arm: EPOCHS epochs training conv4 + conv5 + head
+#                                      through the NCuts layer (backbone learning rate E2E_BACKBONE_LR, chosen
+#                                      on val among 1e-5 and 1e-6)
+#   runs/ncuts-e2e-scratch/seed{0,..}  end to end from a random head, EPOCHS epochs (the earlier protocol)
+# The two stage-2 arms start from the same stage-1 run and see the same data stream: they differ only
+# in whether the backbone blocks are trained. All share one feature cache (runs/cache).
+# Data: $BSDS500 (default ../shared/bsds500). LIMIT training images (the first of the train split),
+# EPOCHS epochs per stage, VAL val images for the val loss, THREADS torch threads per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${BSDS500:-../shared/bsds500}"
@@ -13,13 +19,19 @@ LIMIT="${LIMIT:-100}"
 EPOCHS="${EPOCHS:-3}"
 VAL="${VAL:-20}"
 SEEDS="${SEEDS:-0 1 2}"
-common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads 1 --checkpoint-every 20 --resume)
-.venv/bin/matbackprop train ncuts "${common[@]}" --out runs/ncuts-untrained --epochs 0
-first=1
+THREADS="${THREADS:-1}"
+E2E_BACKBONE_LR="${E2E_BACKBONE_LR:-1e-6}"
+SCRATCH="${SCRATCH:-1}"  # 0: leave out the end-to-end-from-a-random-head runs
+common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads "$THREADS" --checkpoint-every 20 --resume)
+train() { .venv/bin/matbackprop train ncuts "${common[@]}" "$@"; }
+train --out runs/ncuts-untrained --epochs 0
 for s in $SEEDS; do
-    .venv/bin/matbackprop train ncuts "${common[@]}" --out runs/ncuts-e2e --seed "$s" --epochs "$EPOCHS"
-    if [ "$first" = 1 ]; then  # the frozen protocol right after the first seed: both early for evaluation
-        .venv/bin/matbackprop train ncuts "${common[@]}" --out runs/ncuts-frozen --train-blocks 0 --epochs "$EPOCHS"
-        first=0
-    fi
+    train --out runs/ncuts-head --seed "$s" --train-blocks 0 --epochs "$EPOCHS"
+    train --out runs/ncuts-frozen --seed "$s" --train-blocks 0 --epochs "$EPOCHS" --init-from "runs/ncuts-head/seed$s"
+    train --out runs/ncuts-e2e --seed "$s" --epochs "$EPOCHS" --init-from "runs/ncuts-head/seed$s" --backbone-lr "$E2E_BACKBONE_LR"
 done
+if [ "$SCRATCH" = 1 ]; then
+    for s in $SEEDS; do
+        train --out runs/ncuts-e2e-scratch --seed "$s" --epochs "$EPOCHS"
+    done
+fi

@@ -80,3 +80,25 @@ def test_write_outputs(cached, tmp_path):
     # each run gets its covering-ODS threshold for `matbackprop segment`
     t = json.loads((runs[0] / "ucm_threshold.json").read_text())
     assert t == {"covering_ods_threshold": pytest.approx(s0["covering_threshold"]), "split": "test"}
+
+
+def _run(folder, epochs: int, init_from=None) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"init_from": str(init_from) if init_from else None}))
+    lines = ["event,val_loss,epoch,loss"] + [f",{10 - e},{e},{11 - e}" for e in range(1, epochs + 1)]
+    (folder / "train_log.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_training_curves_follow_init_from(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.figures import run_stages, training_curves
+
+    head, e2e, lone = tmp_path / "head" / "seed0", tmp_path / "e2e" / "seed0", tmp_path / "lone" / "seed0"
+    _run(head, 3)
+    _run(e2e, 2, init_from=head)
+    _run(lone, 2, init_from=tmp_path / "gone")  # its starting run was deleted: the chain stops there
+    assert run_stages(e2e) == [head, e2e]
+    assert run_stages(lone) == [lone]
+    assert run_stages(head) == [head]
+    out = tmp_path / "curves.png"
+    training_curves({"end to end": [e2e], "frozen": [head]}, out)
+    assert out.stat().st_size > 0

@@ -135,26 +135,25 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     parser = argparse.ArgumentParser()
     bsds_ncuts.add_train_arguments(parser)
     out = tmp_path / "run"
-    args = parser.parse_args(
-        [
-            "--data",
-            str(DATA),
-            "--out",
-            str(out),
-            "--limit",
-            "3",
-            "--epochs",
-            "1",
-            "--val-images",
-            "2",
-            "--crop",
-            "96",
-            "--threads",
-            "1",
-            "--k",
-            "6",
-        ]
-    )
+    argv = [
+        "--data",
+        str(DATA),
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--epochs",
+        "1",
+        "--val-images",
+        "2",
+        "--crop",
+        "96",
+        "--threads",
+        "1",
+        "--k",
+        "6",
+    ]
+    args = parser.parse_args(argv)
     assert bsds_ncuts.train(args) == 0
     rows = [r for r in CSVLogger(out / "seed0" / "train_log.csv").read()]
     assert rows[0]["event"] == "val loss at initialisation" and float(rows[0]["val_loss"]) > 0
@@ -163,6 +162,22 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     # A second run on a subset reuses the cache entries of the first (no new entries).
     cache_dirs = sorted((out / "cache").iterdir())
     assert [len(list(d.glob("*.pt"))) for d in cache_dirs] == [3, 2]  # train, val
+
+    # --resume on a finished run leaves model.pt as it is (its bytes key the evaluation's score cache).
+    saved = (out / "seed0" / "model.pt").read_bytes()
+    train_args = [*argv[:13], "2", *argv[14:]]  # --threads 2: recorded in model.pt's config
+    parser = argparse.ArgumentParser()
+    bsds_ncuts.add_train_arguments(parser)
+    assert bsds_ncuts.train(parser.parse_args([*train_args, "--resume"])) == 0
+    assert (out / "seed0" / "model.pt").read_bytes() == saved
+    # A second stage started from the first run begins where that run ended: same val loss.
+    second = tmp_path / "stage2"
+    stage2 = [*argv[:3], str(second), *argv[4:], "--cache", str(out / "cache"), "--init-from", str(out / "seed0")]
+    assert bsds_ncuts.train(parser.parse_args(stage2)) == 0
+    rows2 = list(CSVLogger(second / "seed0" / "train_log.csv").read())
+    assert rows2[0]["event"] == "val loss at initialisation"
+    assert float(rows2[0]["val_loss"]) == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-5)
+    assert json.loads((second / "seed0" / "config.json").read_text())["init_from"] == str(out / "seed0")
 
     model = bsds_ncuts.load_model(out / "seed0")
     image = np.asarray(BSDS500(str(DATA), "test")[0]["image"])[:64, :80]
@@ -230,3 +245,75 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert payload["hierarchy"]["combination"]["chosen"] == record["chosen"]
     threshold = json.loads((out / "seed0" / "ucm_threshold.json").read_text())["covering_ods_threshold"]
     assert threshold == payload["methods"][group]["covering_threshold"]
+
+
+def _saved_run(tmp_path: Path, name: str, net_config, seed: int) -> tuple[Path, "torch.nn.Module"]:
+    from matbackprop.models.ncuts_net import DeepNCutsNet
+    from matbackprop.train import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = DeepNCutsNet(net_config, scales=[1.0, 2.0, 3.0, 4.0, 5.0], pretrained=False)
+    with torch.no_grad():
+        for p in model.backbone.blocks[-1].parameters():
+            p.add_(1.0)  # a trained block that differs from the pretrained one
+    run = tmp_path / name
+    run.mkdir()
+    save_checkpoint(run / "model.pt", {"model": model.state_dict_to_save(), "net_config": net_config.to_dict()})
+    return run, model
+
+
+def test_init_from_copies_head_scales_and_trained_blocks(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.training import load_initial_weights
+    from matbackprop.models.ncuts_net import DeepNCutsNet, NetConfig
+
+    small = dict(hidden=8, out_channels=8, k=4)
+    frozen_run, frozen = _saved_run(tmp_path, "frozen", NetConfig(train_blocks=0, **small), seed=1)
+    torch.manual_seed(2)
+    e2e = DeepNCutsNet(NetConfig(train_blocks=2, **small), pretrained=False)
+    pristine_block = [p.clone() for p in e2e.backbone.blocks[-1].parameters()]
+    assert not torch.equal(e2e.mix.weight, frozen.mix.weight)
+    load_initial_weights(e2e, frozen_run)
+    for name in ("mix.weight", "mix.bias", "proj.0.weight", "proj.4.bias", "scales"):
+        assert torch.equal(e2e.state_dict()[name], frozen.state_dict()[name]), name
+    # the frozen run saved no backbone block: e2e keeps its pretrained blocks
+    assert all(torch.equal(a, b) for a, b in zip(e2e.backbone.blocks[-1].parameters(), pristine_block))
+
+    # a run that trained the last block passes it on to a run that trains the last two
+    one_run, one = _saved_run(tmp_path, "one", NetConfig(train_blocks=1, **small), seed=3)
+    load_initial_weights(e2e, one_run)
+    assert all(
+        torch.equal(a, b) for a, b in zip(e2e.backbone.blocks[-1].parameters(), one.backbone.blocks[-1].parameters())
+    )
+
+
+def test_init_from_refuses_a_different_network(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.training import load_initial_weights
+    from matbackprop.models.ncuts_net import DeepNCutsNet, NetConfig
+
+    small = dict(hidden=8, out_channels=8, k=4)
+    e2e_run, _ = _saved_run(tmp_path, "e2e", NetConfig(train_blocks=2, **small), seed=0)
+    with pytest.raises(ValueError, match="more than this run's"):  # it changed a block we read from the cache
+        load_initial_weights(DeepNCutsNet(NetConfig(train_blocks=1, **small), pretrained=False), e2e_run)
+    with pytest.raises(ValueError, match="different network"):
+        load_initial_weights(
+            DeepNCutsNet(NetConfig(train_blocks=2, hidden=8, out_channels=8, k=6), pretrained=False), e2e_run
+        )
+    with pytest.raises(FileNotFoundError, match="no model.pt"):
+        load_initial_weights(DeepNCutsNet(NetConfig(train_blocks=2, **small), pretrained=False), tmp_path)
+
+
+def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.training import finished
+    from matbackprop.train import save_checkpoint
+
+    cfg = NCutsTrainConfig(out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1)
+    assert not finished(cfg)  # nothing saved yet
+    saved = cfg.to_dict()
+    del saved["init_from"]  # a model.pt written before the field existed
+    cfg.run_dir.mkdir(parents=True)
+    save_checkpoint(cfg.run_dir / "model.pt", {"train": saved})
+    assert finished(cfg)
+    assert finished(cfg.with_(threads=2, resume=True, data="elsewhere", checkpoint_every=20))
+    assert not finished(cfg.with_(epochs=4))  # --resume with more epochs continues training
+    assert not finished(cfg.with_(backbone_lr=1e-5))
+    assert not finished(cfg.with_(init_from="runs/ncuts-head/seed0"))

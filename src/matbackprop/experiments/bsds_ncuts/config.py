@@ -41,6 +41,9 @@ class NCutsTrainConfig:
     Optimisation: Adam, ``lr`` for the head and ``backbone_lr`` for the trained backbone blocks, gradient
     norm clipped at ``max_grad_norm``; ``crop``: side in pixels of the random square crop each step
     trains on (0: the whole image), with random horizontal flips; ``batch_size`` images per step.
+    ``init_from``: a finished run folder (holding ``model.pt``, same backbone and head widths) whose head,
+    block scales and trained blocks start this run instead of the random head, e.g. the frozen-backbone
+    run: the head is fitted first on fixed features, then the network is trained end to end.
     Output: ``out/seed<seed>/``; the feature cache under ``cache`` (default ``out/cache``).
     """
 
@@ -69,6 +72,7 @@ class NCutsTrainConfig:
     skip_corrupt: bool = False
     stop_on_nonfinite: bool = False
     max_consecutive_skips: int = 20
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -166,6 +170,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN_DIR",
+        help="start from this finished run's head, block scales and trained blocks (its model.pt; same "
+        "backbone and widths) instead of a random head, e.g. the frozen-backbone run",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,

@@ -52,6 +52,7 @@ DEFAULT_GROUPS = {
     "NCuts on VGG-16, untrained": "runs/ncuts-untrained",
     "DeepNCuts, frozen backbone": "runs/ncuts-frozen",
     "DeepNCuts, end to end": "runs/ncuts-e2e",
+    "DeepNCuts, end to end from a random head": "runs/ncuts-e2e-scratch",
 }
 #: The group whose runs the combination row mixes with the backbone's edges.
 COMBINE_GROUP = "DeepNCuts, end to end"

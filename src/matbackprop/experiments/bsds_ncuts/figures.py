@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["overlay_boundaries", "segmentation_figure", "training_curves"]
+__all__ = ["overlay_boundaries", "segmentation_figure", "training_curves", "run_stages"]
 
 
 def overlay_boundaries(image: np.ndarray, seg: np.ndarray, colour=(255, 0, 0)) -> np.ndarray:
@@ -92,10 +92,17 @@ def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
     for ax, (g, runs) in zip(axes[0], panels.items()):
         for run in runs:
-            rows = read_train_log(run / "train_log.csv")["rows"]
-            ep = [int(r["epoch"]) for r in rows]
-            ax.plot(ep, [float(r["loss"]) for r in rows], marker="o", lw=1, label=f"{run.name} train")
-            val = [(int(r["epoch"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
+            rows, offset = [], 0
+            for stage in run_stages(run):  # a run started from another (--init-from) continues its curve
+                stage_rows = read_train_log(stage / "train_log.csv")["rows"]
+                rows += [(offset + int(r["epoch"]), r) for r in stage_rows]
+                offset += len(stage_rows)
+                if stage != run:
+                    ax.axvline(offset + 0.5, color="0.8", lw=0.8, ls=":")
+            ax.plot(
+                [e for e, _ in rows], [float(r["loss"]) for _, r in rows], marker="o", lw=1, label=f"{run.name} train"
+            )
+            val = [(e, float(r["val_loss"])) for e, r in rows if r.get("val_loss")]
             if val:
                 ax.plot([e for e, _ in val], [v for _, v in val], ls="--", marker=".", lw=1, label=f"{run.name} val")
         ax.set_title(g, fontsize=8)
@@ -106,3 +113,22 @@ def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def run_stages(run: Path) -> list[Path]:
+    """The runs that led to ``run``, first to last: its ``--init-from`` run (recursively), then itself.
+    A starting run whose folder or training log is gone ends the chain."""
+    import json
+
+    chain = [run]
+    seen = {run.resolve()}
+    while True:
+        config = chain[0] / "config.json"
+        start = json.loads(config.read_text()).get("init_from") if config.is_file() else None
+        if not start:
+            return chain
+        path = Path(start)
+        if path.resolve() in seen or not (path / "train_log.csv").is_file():
+            return chain
+        seen.add(path.resolve())
+        chain.insert(0, path)

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...models.ncuts_net import DeepNCutsNet
+from ...models.ncuts_net import DeepNCutsNet, NetConfig
 from ...ops.ncut import projector_loss
 from ...train import TrainConfig, fit, save_checkpoint
 from .config import NCutsTrainConfig
 from .features import FeatureCache, build_cache
 
-__all__ = ["train", "grid_labels", "crop_sample", "corrupt_events", "training_data"]
+__all__ = ["train", "finished", "grid_labels", "crop_sample", "corrupt_events", "training_data", "load_initial_weights"]
 
 SCALE_IMAGES = 20  # training images whose block RMS sets the fixed per-block scales
 
@@ -129,13 +129,77 @@ def _val_loss_fn(cfg: NCutsTrainConfig, model: DeepNCutsNet):
     return on_epoch_end
 
 
+#: Config fields that say where and how a run executes, not what it trains.
+RUNTIME_FIELDS = frozenset(
+    {
+        "data",
+        "out",
+        "cache",
+        "threads",
+        "resume",
+        "checkpoint_every",
+        "skip_corrupt",
+        "stop_on_nonfinite",
+        "max_consecutive_skips",
+    }
+)
+
+
+def finished(cfg: NCutsTrainConfig) -> bool:
+    """Whether ``cfg``'s run folder already holds the model ``cfg`` asks for: a ``model.pt`` saved with
+    the same training settings, all but :data:`RUNTIME_FIELDS` (``--resume`` with more epochs continues
+    from the checkpoint instead)."""
+    from dataclasses import fields
+
+    from ...train import load_checkpoint
+
+    path = cfg.run_dir / "model.pt"
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path).get("train", {})
+    return all(
+        saved.get(f.name, f.default) == getattr(cfg, f.name) for f in fields(cfg) if f.name not in RUNTIME_FIELDS
+    )
+
+
 def build_model(cfg: NCutsTrainConfig, caches: list[FeatureCache]) -> DeepNCutsNet:
-    """The network at initialisation (``seed``), its block scales measured on the first training images."""
+    """The network at initialisation (``seed``): a random head with block scales measured on the first
+    training images, or the weights of the run ``init_from``."""
     torch.manual_seed(cfg.seed)
     model = DeepNCutsNet(cfg.net)
+    if cfg.init_from:
+        load_initial_weights(model, Path(cfg.init_from))
+        return model
     first = [caches[0].load(i) for i in caches[0].ids[:SCALE_IMAGES]]
     model.scales.copy_(torch.tensor(model.block_scales(first)))
     return model
+
+
+def load_initial_weights(model: DeepNCutsNet, run_dir: Path) -> None:
+    """Copy the head, block scales and trained blocks of the finished run ``run_dir`` into ``model``.
+
+    The run must share the backbone, ``k``, the widths and the grid stride, and must not have trained a
+    block that ``model`` keeps frozen (the feature cache holds the pristine outputs of those)."""
+    from ...train import load_checkpoint
+
+    path = run_dir / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: no model.pt in {run_dir} (is that run finished?)")
+    state = load_checkpoint(path)
+    theirs = NetConfig(**state["net_config"]) if "net_config" in state else None
+    ours = model.config
+    same = ("backbone", "k", "hidden", "out_channels", "grid_stride")
+    if theirs is None or any(getattr(theirs, f) != getattr(ours, f) for f in same):
+        raise ValueError(f"--init-from: {path} holds a different network ({theirs}); this run builds {ours}")
+    if theirs.train_blocks > ours.train_blocks:
+        raise ValueError(
+            f"--init-from: {path} trained {theirs.train_blocks} backbone blocks, more than this run's "
+            f"{ours.train_blocks}: its trained blocks would disagree with the cached frozen ones"
+        )
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    bad = [k for k in missing if not k.startswith("backbone.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"--init-from: {path} does not fit the network: {', '.join(bad[:5])}")
 
 
 def train(cfg: NCutsTrainConfig) -> int:
@@ -144,6 +208,11 @@ def train(cfg: NCutsTrainConfig) -> int:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.resume and finished(cfg):
+        # Re-saving would change model.pt's bytes (e.g. the thread count it records), and with them the
+        # fingerprint under which `eval ncuts` keeps this run's scores.
+        print(f"{cfg.run_dir / 'model.pt'} already holds the model these settings train: left as it is")
+        return 0
     started = time.perf_counter()
     ctx = distributed.init()
     try:
