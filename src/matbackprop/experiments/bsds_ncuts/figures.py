@@ -97,7 +97,7 @@ def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
                 stage_rows = read_train_log(stage / "train_log.csv")["rows"]
                 rows += [(offset + int(r["epoch"]), r) for r in stage_rows]
                 offset += len(stage_rows)
-                if stage != run:
+                if stage != run and run == runs[0]:  # the seeds share their stage lengths: one line
                     ax.axvline(offset + 0.5, color="0.8", lw=0.8, ls=":")
             ax.plot(
                 [e for e, _ in rows], [float(r["loss"]) for _, r in rows], marker="o", lw=1, label=f"{run.name} train"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 
 from ...models.ncuts_net import DeepNCutsNet, NetConfig
 from ...ops.ncut import projector_loss
-from ...train import TrainConfig, fit, save_checkpoint
+from ...train import TrainConfig, fit, load_checkpoint, save_checkpoint
 from .config import NCutsTrainConfig
 from .features import FeatureCache, build_cache
 
@@ -149,10 +150,6 @@ def finished(cfg: NCutsTrainConfig) -> bool:
     """Whether ``cfg``'s run folder already holds the model ``cfg`` asks for: a ``model.pt`` saved with
     the same training settings, all but :data:`RUNTIME_FIELDS` (``--resume`` with more epochs continues
     from the checkpoint instead)."""
-    from dataclasses import fields
-
-    from ...train import load_checkpoint
-
     path = cfg.run_dir / "model.pt"
     if not path.is_file():
         return False
@@ -180,8 +177,6 @@ def load_initial_weights(model: DeepNCutsNet, run_dir: Path) -> None:
 
     The run must share the backbone, ``k``, the widths and the grid stride, and must not have trained a
     block that ``model`` keeps frozen (the feature cache holds the pristine outputs of those)."""
-    from ...train import load_checkpoint
-
     path = run_dir / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"--init-from: no model.pt in {run_dir} (is that run finished?)")
