@@ -79,7 +79,12 @@ def test_write_outputs(cached, tmp_path):
     assert "| G (seed0) | 3 (2) |" in text and "G (2 seeds)" in text and "quoted" in text
     # each run gets its covering-ODS threshold for `matbackprop segment`
     t = json.loads((runs[0] / "ucm_threshold.json").read_text())
-    assert t == {"covering_ods_threshold": pytest.approx(s0["covering_threshold"]), "split": "test"}
+    assert t == {
+        "covering_ods_threshold": pytest.approx(s0["covering_threshold"]),
+        "split": "test",
+        "hierarchy": {"sigma": 2.0, "power": 0.5, "oriented": True},  # no choice file: the defaults
+    }
+    assert saved["hierarchy"]["ncuts"] == {"G": t["hierarchy"]} and saved["hierarchy"]["ncuts_file"] is None
 
 
 def _run(folder, epochs: int, init_from=None) -> None:

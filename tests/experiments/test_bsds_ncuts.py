@@ -221,7 +221,17 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
 
     group = "DeepNCuts, end to end"
     choice = tmp_path / "choice.json"
-    common = ["--data", str(DATA), "--group", f"{group}={out}", "--combination", str(choice)]
+    hierarchy = tmp_path / "hierarchy.json"  # absent until tuned below: the default settings
+    common = [
+        "--data",
+        str(DATA),
+        "--group",
+        f"{group}={out}",
+        "--combination",
+        str(choice),
+        "--hierarchy",
+        str(hierarchy),
+    ]
     parser = argparse.ArgumentParser()
     bsds_ncuts.add_eval_arguments(parser)
     assert bsds_ncuts.evaluate(parser.parse_args([*common, "--tune-combination", "--tune-images", "1"])) == 0
@@ -245,6 +255,48 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert payload["hierarchy"]["combination"]["chosen"] == record["chosen"]
     threshold = json.loads((out / "seed0" / "ucm_threshold.json").read_text())["covering_ods_threshold"]
     assert threshold == payload["methods"][group]["covering_threshold"]
+
+    # Per-group hierarchy settings: chosen on val (one image), then the test row is re-made with them
+    # (its cached UCM and scores set aside), and the run's threshold record names them for `segment`.
+    from matbackprop.experiments.bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, GRID, Hierarchy
+
+    assert bsds_ncuts.evaluate(parser.parse_args([*common, "--tune-hierarchy", "--tune-images", "1"])) == 0
+    record = json.loads(hierarchy.read_text())
+    assert record["split"] == "val" and record["images"] == 1 and list(record["groups"]) == [group]
+    grid = record["groups"][group]["grid"]
+    assert len(grid) == len(GRID) and record["groups"][group]["run"] == str(out / "seed0")
+    chosen = Hierarchy(**record["groups"][group]["chosen"])
+    assert max(g["covering_ods"] for g in grid) == next(
+        g["covering_ods"] for g in grid if Hierarchy(g["sigma"], g["power"], g["oriented"]) == chosen
+    )
+    assert bsds_ncuts.evaluate(parser.parse_args([*common, *rest, *files, "--cache", str(tmp_path / "cc")])) == 0
+    payload = json.loads((tmp_path / "c.json").read_text())
+    assert payload["hierarchy"]["ncuts"][group] == record["groups"][group]["chosen"]
+    stale = list((tmp_path / "cc" / "test").glob("*.stale-*"))
+    assert bool(stale) == (chosen != DEFAULT_HIERARCHY)
+    stored = json.loads((out / "seed0" / "ucm_threshold.json").read_text())
+    assert stored["hierarchy"] == record["groups"][group]["chosen"]
+    assert stored["covering_ods_threshold"] == payload["methods"][group]["covering_threshold"]
+
+    # --cached-boundaries writes the table from the cache without running the boundary benchmark
+    # (nothing is cached for these rows, so no boundary column); without it the pass scores the image.
+    bounded = [
+        *common,
+        "--limit",
+        "1",
+        "--skip",
+        "human",
+        "gpb",
+        "classic",
+        "edges",
+        *files,
+        "--cache",
+        str(tmp_path / "cc"),
+    ]
+    assert bsds_ncuts.evaluate(parser.parse_args([*bounded, "--cached-boundaries"])) == 0
+    assert all("boundary_f_ods" not in m for m in json.loads((tmp_path / "c.json").read_text())["methods"].values())
+    assert bsds_ncuts.evaluate(parser.parse_args(bounded)) == 0
+    assert all(m["boundary_images"] == 1 for m in json.loads((tmp_path / "c.json").read_text())["methods"].values())
 
 
 def _saved_run(tmp_path: Path, name: str, net_config, seed: int) -> tuple[Path, "torch.nn.Module"]:

@@ -72,3 +72,28 @@ def test_segment_threshold_sources_and_errors(tiny_run, tmp_path):
     assert main(["segment", str(bad), "--run", str(tiny_run), "--out", str(tmp_path / "o")]) == 2
     assert main(["segment", str(tmp_path / "missing.jpg"), "--run", str(tiny_run), "--out", str(tmp_path / "o")]) == 2
     assert main(["segment", str(bad), "--run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_segment_uses_the_settings_its_threshold_was_found_with(tiny_run, tmp_path):
+    from PIL import Image
+
+    from matbackprop.experiments.bsds_ncuts import load_model
+    from matbackprop.experiments.bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
+    from matbackprop.experiments.segment_images import segment_image
+
+    images = _images(tmp_path)
+    chosen = Hierarchy(sigma=4.0, power=1.0, oriented=False)
+    record = {
+        "covering_ods_threshold": 0.3,
+        "split": "val",
+        "hierarchy": {"sigma": 4.0, "power": 1.0, "oriented": False},
+    }
+    (tiny_run / "ucm_threshold.json").write_text(json.dumps(record))
+    out = tmp_path / "out"
+    assert main(["segment", str(images[0]), "--run", str(tiny_run), "--out", str(out), "--threads", "1"]) == 0
+    written = np.load(out / "two_ucm2.npy")
+    model = load_model(tiny_run)
+    with Image.open(images[0]) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(written, segment_image(model, rgb, 4, chosen))
+    assert not np.array_equal(written, segment_image(model, rgb, 4, DEFAULT_HIERARCHY))

@@ -11,7 +11,9 @@ ultrametric contour map (:func:`matbackprop.segmentation.embedding_ucm`). Writte
 - ``<stem>_segmentation.png``: the image with the boundaries of the segmentation at the threshold.
 
 The threshold is ``--threshold`` if given, else the covering-ODS threshold that ``matbackprop eval
-ncuts`` stored in ``RUN_DIR/ucm_threshold.json``, else :data:`DEFAULT_THRESHOLD`.
+ncuts`` stored in ``RUN_DIR/ucm_threshold.json``, else :data:`DEFAULT_THRESHOLD`. The hierarchy settings
+(derivative sigma, level power, oriented watershed) are the ones that threshold was found with, recorded
+in the same file (the run's group's val choice), else the defaults.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .bsds_ncuts.hierarchy_choice import Hierarchy
 
 __all__ = [
     "add_segment_arguments",
     "segment",
     "segment_image",
     "resolve_threshold",
+    "read_threshold_record",
     "DEFAULT_THRESHOLD",
     "THRESHOLD_FILE",
 ]
@@ -68,6 +75,24 @@ def _run_dir(run: str | Path) -> Path:
     return seeds[0]
 
 
+def read_threshold_record(path: Path) -> tuple[float, str | None, Hierarchy]:
+    """``(threshold, split, hierarchy settings)`` of a ``ucm_threshold.json``; a record written before the
+    settings were stored was made with the default ones."""
+    from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
+
+    record = json.loads(path.read_text())
+    hierarchy = Hierarchy(**record["hierarchy"]) if "hierarchy" in record else DEFAULT_HIERARCHY
+    return float(record["covering_ods_threshold"]), record.get("split"), hierarchy
+
+
+def run_hierarchy(run_dir: Path) -> Hierarchy:
+    """The hierarchy settings of a run's stored threshold, or the defaults when it has none."""
+    from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY
+
+    path = run_dir / THRESHOLD_FILE
+    return read_threshold_record(path)[2] if path.is_file() else DEFAULT_HIERARCHY
+
+
 def resolve_threshold(run_dir: Path, threshold: float | None) -> tuple[float, str]:
     """The threshold to draw and where it came from."""
     if threshold is not None:
@@ -76,7 +101,7 @@ def resolve_threshold(run_dir: Path, threshold: float | None) -> tuple[float, st
         return float(threshold), "--threshold"
     path = run_dir / THRESHOLD_FILE
     if path.is_file():
-        return float(json.loads(path.read_text())["covering_ods_threshold"]), str(path)
+        return read_threshold_record(path)[0], str(path)
     return DEFAULT_THRESHOLD, "default (no evaluated threshold in the run folder)"
 
 
@@ -90,18 +115,20 @@ def _read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
-def segment_image(model, image: np.ndarray, stride: int) -> np.ndarray:
-    """UCM ``(2H+1, 2W+1)`` float32 in [0, 1] of one RGB image under a trained run."""
+def segment_image(model, image: np.ndarray, stride: int, hierarchy: Hierarchy | None = None) -> np.ndarray:
+    """UCM ``(2H+1, 2W+1)`` float32 in [0, 1] of one RGB image under a trained run, with the given
+    :class:`~matbackprop.experiments.bsds_ncuts.hierarchy_choice.Hierarchy` settings (default: the defaults)."""
     from ..segmentation import embedding_ucm
     from .bsds_ncuts import embed_image
-    from .bsds_ncuts.evaluate import HIERARCHY
+    from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY
 
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
         raise ValueError(f"expected an RGB image (H, W, 3) of at least 2x2 pixels, got shape {image.shape}")
     ev, Z, _ = embed_image(model, image, stride=stride)
     h, w, k = Z.shape
+    s = hierarchy or DEFAULT_HIERARCHY
     return embedding_ucm(
-        Z.reshape(h * w, k), ev, (h, w), image.shape[:2], sigma=HIERARCHY["sigma"], power=HIERARCHY["power"]
+        Z.reshape(h * w, k), ev, (h, w), image.shape[:2], sigma=s.sigma, power=s.power, oriented=s.oriented
     )
 
 
@@ -112,14 +139,15 @@ def segment(args: argparse.Namespace) -> int:
 
     from ..metrics import ucm_to_segmentation
     from .bsds_ncuts import load_model
-    from .bsds_ncuts.evaluate import HIERARCHY
+    from .bsds_ncuts.evaluate import STRIDE
     from .bsds_ncuts.figures import overlay_boundaries
 
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = _run_dir(args.run)
     threshold, source = resolve_threshold(run_dir, args.threshold)
-    stride = args.stride or HIERARCHY["stride"]
+    stride = args.stride or STRIDE
+    hierarchy = run_hierarchy(run_dir)
     paths = [Path(p) for p in args.images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -127,14 +155,17 @@ def segment(args: argparse.Namespace) -> int:
     model = load_model(run_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"run {run_dir}; threshold {threshold:.3f} ({source}); embedding stride {stride}")
+    print(
+        f"run {run_dir}; threshold {threshold:.3f} ({source}); embedding stride {stride}; sigma "
+        f"{hierarchy.sigma:g}, level power {hierarchy.power:g}, oriented watershed {hierarchy.oriented}"
+    )
     for p in paths:
         try:
             image = _read_rgb(p)
         except ValueError as e:
             print(f"matbackprop segment: {e}")
             return 2
-        ucm2 = segment_image(model, image, int(stride))
+        ucm2 = segment_image(model, image, int(stride), hierarchy)
         np.save(out / f"{p.stem}_ucm2.npy", ucm2)
         seg = ucm_to_segmentation(ucm2, threshold)
         Image.fromarray(overlay_boundaries(image, seg)).save(out / f"{p.stem}_segmentation.png")

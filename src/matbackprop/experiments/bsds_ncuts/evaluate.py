@@ -16,15 +16,19 @@ ODS/OIS; boundary F at ODS/OIS and AP):
   the choice, ``--combination`` names the file; the row appears once that file exists).
 
 Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<method>/<id>.npz``), so an
-interrupted evaluation resumes where it stopped and adding a row scores only that row. The hierarchy
-settings (``HIERARCHY``) were chosen on the val split (see docs/results_bsds500.md), never on test.
+interrupted evaluation resumes where it stopped and adding a row scores only that row. Each NCuts
+group's hierarchy settings (:mod:`.hierarchy_choice`: derivative sigma, level power, oriented watershed)
+are chosen on the val split (``--tune-hierarchy`` writes them, ``--hierarchy`` names the file), never on
+test; a cache records the settings its UCMs were made with and is recomputed when they change.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -36,14 +40,14 @@ from ...train.checkpoint import load_checkpoint
 from ..bsds_baselines import ROW_NAMES, load_ucm, save_ucm, score_boundary_pass, score_rows
 from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, Combination, combined_ucms, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
+from .hierarchy_choice import DEFAULT_HIERARCHY, DEFAULT_HIERARCHY_CHOICE, Hierarchy, load_hierarchies
 
-__all__ = ["add_eval_arguments", "evaluate", "HIERARCHY", "EDGES_ROW", "DEFAULT_GROUPS", "model_ucms"]
+__all__ = ["add_eval_arguments", "evaluate", "STRIDE", "EDGES_ROW", "DEFAULT_GROUPS", "model_ucms"]
 
 QUICK_TEST_IMAGES = 20
 QUICK_BOUNDARY_IMAGES = 5  # the boundary benchmark costs ~10 s per image and method even after its speed-up
-#: Spectral-boundary hierarchy of the NCuts rows (grid stride of the embedding, derivative scale in
-#: pixels, level spacing ``ucm ** power``), chosen on val images.
-HIERARCHY = {"stride": 4, "sigma": 2.0, "power": 0.5}
+#: Grid stride of the NCuts embedding at test time (the rows' other hierarchy settings: .hierarchy_choice).
+STRIDE = 4
 #: Level spacing of the "edges -> UCM" row (chosen on val images).
 EDGES_POWER = 1.0
 EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
@@ -102,7 +106,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stride",
         type=int,
-        default=HIERARCHY["stride"],
+        default=STRIDE,
         choices=[1, 2, 4, 8],
         help="grid stride of the NCuts embedding at test time (default: %(default)s)",
     )
@@ -116,6 +120,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run the boundary benchmark (the slow part) on the first N scored images only "
         "(default: all); region measures always cover every image",
+    )
+    parser.add_argument(
+        "--cached-boundaries",
+        action="store_true",
+        help="do not run the boundary benchmark: the boundary columns pool the images whose counts are "
+        "already cached (each row shows how many), e.g. to write the table while a pass is unfinished",
     )
     parser.add_argument("--skip-gpb", action="store_true", help="leave out the gPb-owt-ucm row")
     parser.add_argument(
@@ -136,7 +146,22 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         f"'{COMBINE_GROUP}', its seed of lowest val loss), write --combination, and stop",
     )
     parser.add_argument(
-        "--tune-images", type=int, default=20, help="val images for --tune-combination (default: %(default)s)"
+        "--hierarchy",
+        default=DEFAULT_HIERARCHY_CHOICE,
+        help="val-chosen hierarchy settings of each NCuts group (default: %(default)s; a group it does "
+        "not name, or no file: sigma 2, power 0.5, oriented)",
+    )
+    parser.add_argument(
+        "--tune-hierarchy",
+        action="store_true",
+        help="choose each group's hierarchy settings (derivative sigma, level power, oriented watershed) "
+        "on the val split (each group's seed of lowest val loss), write --hierarchy, and stop",
+    )
+    parser.add_argument(
+        "--tune-images",
+        type=int,
+        default=20,
+        help="val images for --tune-combination and --tune-hierarchy (default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
@@ -179,15 +204,15 @@ def model_ucms(
     models: dict,
     image: np.ndarray,
     stride: int,
-    sigma: float,
-    power: float,
+    hierarchies: dict[str, Hierarchy],
     want_edges: bool,
     combos: dict[str, tuple[str, Combination]] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """UCMs of every model's embedding of one image, and the UCM of the backbone's edges.
 
-    ``combos`` maps a combination row's name to ``(model name, setting)``: that model's embedding mixed
-    with the edges (:func:`.combination.combined_ucms`), returned under the row's name.
+    ``hierarchies`` gives each model's settings (default :data:`.DEFAULT_HIERARCHY`). ``combos`` maps a
+    combination row's name to ``(model name, setting)``: that model's embedding mixed with the edges
+    (:func:`.combination.combined_ucms`), returned under the row's name.
     """
     from ...segmentation import edges_ucm, embedding_ucm
     from .inference import embed_image_many
@@ -202,11 +227,20 @@ def model_ucms(
         edges = e if e is not None else edges
         for name, (ev, Z) in per_model.items():
             h, w, k = Z.shape
-            out[name] = embedding_ucm(Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=sigma, power=power)
+            s = hierarchies.get(name, DEFAULT_HIERARCHY)
+            out[name] = embedding_ucm(
+                Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=s.sigma, power=s.power, oriented=s.oriented
+            )
             mine = {c: setting for c, (source, setting) in (combos or {}).items() if source == name}
             if mine and e is not None:
                 ucms = combined_ucms(
-                    Z.reshape(h * w, k), ev, e.double().numpy(), (h, w), (H, W), list(mine.values()), sigma
+                    Z.reshape(h * w, k),
+                    ev,
+                    e.double().numpy(),
+                    (h, w),
+                    (H, W),
+                    list(mine.values()),
+                    DEFAULT_HIERARCHY.sigma,  # the scale the combination's weight was chosen with
                 )
                 out.update(zip(mine, ucms))
     edge_ucm = None
@@ -215,23 +249,41 @@ def model_ucms(
     return out, edge_ucm
 
 
-def _check_fingerprint(cache: ScoreCache, root: Path, run: Path, log) -> None:
-    """Keep a method's cached scores only while its model.pt is the one they were computed with: a
-    retrained run moves the old scores and UCMs aside (``*.stale-<hash>``) so they are recomputed."""
+HIERARCHY_RECORD = "hierarchy.json"
+
+
+def _check_fingerprint(cache: ScoreCache, root: Path, run: Path, log, hierarchy: Hierarchy | None = None) -> None:
+    """Keep a method's cached scores only while its model.pt, and for an NCuts row its ``hierarchy``
+    settings, are the ones they were computed with: otherwise the old scores and UCMs are moved aside
+    (``*.stale-<hash>``) so they are recomputed. A cache from before the settings were recorded was made
+    with :data:`.DEFAULT_HIERARCHY`, the only settings there were."""
     import hashlib
     import shutil
 
     fp = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:16]
     marker = cache.dir / "model_sha256.txt"
+    record = cache.dir / HIERARCHY_RECORD
     ucm_dir = root / "ucm" / cache.dir.name
-    if marker.is_file() and marker.read_text().strip() != fp:
+    if marker.is_file():
         old = marker.read_text().strip()
-        for d in (cache.dir, ucm_dir):
-            if d.is_dir():
-                shutil.move(str(d), str(d.with_name(f"{d.name}.stale-{old}")))
-        log(f"{cache.method}: model.pt changed since its cached scores; recomputing")
+        made_with = Hierarchy(**json.loads(record.read_text())) if record.is_file() else DEFAULT_HIERARCHY
+        reason = (
+            "model.pt changed"
+            if old != fp
+            else "its hierarchy settings changed"
+            if hierarchy is not None and made_with != hierarchy
+            else None
+        )
+        if reason:
+            stale = f"{old}-{hashlib.sha256(repr(made_with).encode()).hexdigest()[:8]}"
+            for d in (cache.dir, ucm_dir):
+                if d.is_dir():
+                    shutil.move(str(d), str(d.with_name(f"{d.name}.stale-{stale}")))
+            log(f"{cache.method}: {reason} since its cached scores; recomputing")
     cache.dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(fp + "\n")
+    if hierarchy is not None:
+        record.write_text(json.dumps(asdict(hierarchy)) + "\n")
 
 
 def _score_models(
@@ -249,6 +301,10 @@ def _score_models(
     from .inference import load_model
 
     runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
+    chosen = load_hierarchies(args.hierarchy)
+    hierarchies = {
+        run_method_name(g, r, len(rs)): chosen.get(g, DEFAULT_HIERARCHY) for g, rs in groups.items() for r in rs
+    }
     combos: dict[str, tuple[str, Combination]] = {}
     if combination is not None and combination[0] in groups:
         g, setting = combination
@@ -260,7 +316,7 @@ def _score_models(
     names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
     caches = {n: ScoreCache(root, n) for n in names}
     for n, run in runs.items():
-        _check_fingerprint(caches[n], root, run, log)
+        _check_fingerprint(caches[n], root, run, log, hierarchies[n])
     for n, (source, _) in combos.items():
         _check_fingerprint(caches[n], root, runs[source], log)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
@@ -280,9 +336,7 @@ def _score_models(
         if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
             name = next(iter(vgg))
             missing = {name: vgg[name]}
-        ucms, edge_ucm = model_ucms(
-            missing, item["image"], args.stride, HIERARCHY["sigma"], HIERARCHY["power"], edge_missing, combo_missing
-        )
+        ucms, edge_ucm = model_ucms(missing, item["image"], args.stride, hierarchies, edge_missing, combo_missing)
         if edge_ucm is not None:
             ucms[EDGES_ROW] = edge_ucm
         t1 = time.perf_counter()
@@ -323,6 +377,11 @@ def evaluate(args: argparse.Namespace) -> int:
     for runs in groups.values():  # refuse an unsafe or damaged model.pt before any work (weights-only load)
         for run in runs:
             load_checkpoint(run / "model.pt")
+    if args.tune_hierarchy:
+        from .hierarchy_choice import tune as tune_hierarchy
+
+        tune_hierarchy(groups, args.data, args.tune_images, args.stride, args.hierarchy, log)
+        return 0
     if args.tune_combination:
         from .combination import lowest_val_loss_run, tune
 
@@ -335,10 +394,10 @@ def evaluate(args: argparse.Namespace) -> int:
             args.data,
             args.tune_images,
             args.stride,
-            HIERARCHY["sigma"],
+            DEFAULT_HIERARCHY.sigma,
             args.combination,
             log,
-            ncuts_power=HIERARCHY["power"],
+            ncuts_power=DEFAULT_HIERARCHY.power,
             edges_power=EDGES_POWER,
         )
         return 0
@@ -352,15 +411,16 @@ def evaluate(args: argparse.Namespace) -> int:
     score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False)
     model_names = _score_models(args, groups, ids, data, root, log, combination)
     methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
-    score_boundary_pass(
-        methods,
-        ids[: args.boundary_limit],
-        data,
-        root,
-        partial(load_method_ucm, root, data_root=args.data, split=args.split),
-        log,
-        workers=args.workers,
-    )
+    if not args.cached_boundaries:
+        score_boundary_pass(
+            methods,
+            ids[: args.boundary_limit],
+            data,
+            root,
+            partial(load_method_ucm, root, data_root=args.data, split=args.split),
+            log,
+            workers=args.workers,
+        )
     report_groups = dict(groups)
     if combination is not None and COMBINE_GROUP in groups:  # its seeds are summarised like a group's
         report_groups[COMBINE_GROUP + COMBINED_SUFFIX] = groups[COMBINE_GROUP]

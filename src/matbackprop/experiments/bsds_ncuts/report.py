@@ -9,6 +9,7 @@ Groups of seeds are summarised as mean ± sample standard deviation (``ddof = 1`
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ...metrics import collect_boundaries, collect_regions
 from ...segmentation.scores import ScoreCache, best_thresholds
 from ..bsds_baselines import ROW_NAMES
 from ..reporting import STD_NOTE, mean_std
+from .combination import COMBINED_SUFFIX
 
 __all__ = ["summarise", "write_outputs", "QUOTED", "GOALS", "METRICS"]
 
@@ -123,7 +125,8 @@ def write_outputs(
     args, ids: list[str], root: Path, methods: list[str], groups: dict[str, list[Path]], human: bool, seconds: float
 ) -> dict:
     """Write ``--results``, the per-image JSON, ``--report`` and the figures; return the summary."""
-    from .evaluate import EDGES_ROW, HIERARCHY, run_method_name
+    from .evaluate import EDGES_ROW, run_method_name
+    from .hierarchy_choice import DEFAULT_HIERARCHY, load_hierarchies
 
     table: dict[str, dict] = {}
     per_image: dict[str, dict] = {}
@@ -137,7 +140,9 @@ def write_outputs(
             images[name] = len(have)
             per_image[name] = _per_image(cache, ids)
             timing[name] = _seconds(cache, ids)
-    _store_thresholds(groups, table, args.split)
+    chosen = load_hierarchies(getattr(args, "hierarchy", None))
+    hierarchies = {g: chosen.get(g, DEFAULT_HIERARCHY) for g in groups}
+    _store_thresholds(groups, table, args.split, hierarchies)
     groups_out: dict[str, dict] = {}
     for g, runs in groups.items():
         names = [run_method_name(g, r, len(runs)) for r in runs]
@@ -158,7 +163,13 @@ def write_outputs(
         "boundary_images_limit": getattr(args, "boundary_limit", None),
         "protocol": "99 UCM thresholds 0.01..0.99; covering pooled over annotators; VI in bits; "
         "boundary F with 0.0075-diagonal matching (matbackprop.metrics, validated on the official fixture)",
-        "hierarchy": {"ncuts": HIERARCHY, "edges_row": EDGES_ROW, "combination": _combination_record(args, groups)},
+        "hierarchy": {
+            "stride": getattr(args, "stride", None),
+            "ncuts": {g: asdict(h) for g, h in hierarchies.items() if not g.endswith(COMBINED_SUFFIX)},
+            "ncuts_file": getattr(args, "hierarchy", None) if chosen else None,
+            "edges_row": EDGES_ROW,
+            "combination": _combination_record(args, groups),
+        },
         "human": human_row,
         "methods": table,
         "groups": groups_out,
@@ -177,8 +188,6 @@ def write_outputs(
         from .figures import segmentation_figure, training_curves
 
         segmentation_figure(args, ids, root, list(table), Path(args.figures) / "bsds_segmentations.png", table)
-        from .combination import COMBINED_SUFFIX
-
         trained = {g: r for g, r in groups.items() if not g.endswith(COMBINED_SUFFIX)}
         training_curves(trained, Path(args.figures) / "bsds_training_curves.png")
     except (ImportError, FileNotFoundError) as e:  # matplotlib is an experiments extra; images may be absent
@@ -188,7 +197,7 @@ def write_outputs(
 
 def _combination_record(args, groups: dict[str, list[Path]]) -> dict | None:
     """The val choice of the combination row (see :mod:`.combination`), if the table has that row."""
-    from .combination import COMBINED_SUFFIX, load_choice
+    from .combination import load_choice
 
     if not any(g.endswith(COMBINED_SUFFIX) for g in groups):
         return None
@@ -197,11 +206,11 @@ def _combination_record(args, groups: dict[str, list[Path]]) -> dict | None:
     return None if choice is None else {**choice[1], "file": str(path)}
 
 
-def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str) -> None:
-    """Each run's covering-ODS threshold in ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``);
-    a threshold found on val is never replaced by one found on another split."""
-    from ..segment_images import THRESHOLD_FILE
-    from .combination import COMBINED_SUFFIX
+def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str, hierarchies: dict) -> None:
+    """Each run's covering-ODS threshold and the hierarchy settings it belongs to in
+    ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``); a threshold found on val is never
+    replaced by one found on another split with the same settings."""
+    from ..segment_images import THRESHOLD_FILE, read_threshold_record
     from .evaluate import run_method_name
 
     for g, runs in groups.items():
@@ -212,9 +221,13 @@ def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str) ->
             path = run / THRESHOLD_FILE
             if not s:
                 continue
-            if path.is_file() and split != "val" and json.loads(path.read_text()).get("split") == "val":
-                continue
-            path.write_text(json.dumps({"covering_ods_threshold": s["covering_threshold"], "split": split}))
+            hierarchy = hierarchies[g]
+            if path.is_file() and split != "val":
+                _, old_split, old_hierarchy = read_threshold_record(path)
+                if old_split == "val" and old_hierarchy == hierarchy:
+                    continue
+            record = {"covering_ods_threshold": s["covering_threshold"], "split": split, "hierarchy": asdict(hierarchy)}
+            path.write_text(json.dumps(record))
 
 
 def _write_markdown(args, payload: dict) -> None:
