@@ -294,7 +294,9 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
         str(tmp_path / "cc"),
     ]
     assert bsds_ncuts.evaluate(parser.parse_args([*bounded, "--cached-boundaries"])) == 0
-    assert all("boundary_f_ods" not in m for m in json.loads((tmp_path / "c.json").read_text())["methods"].values())
+    cached = json.loads((tmp_path / "c.json").read_text())
+    assert cached["boundary_pass_run"] is False
+    assert all("boundary_f_ods" not in m for m in cached["methods"].values())
     assert bsds_ncuts.evaluate(parser.parse_args(bounded)) == 0
     assert all(m["boundary_images"] == 1 for m in json.loads((tmp_path / "c.json").read_text())["methods"].values())
 

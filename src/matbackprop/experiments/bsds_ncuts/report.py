@@ -161,6 +161,8 @@ def write_outputs(
         "images_requested": len(ids),
         "images_scored": images,
         "boundary_images_limit": getattr(args, "boundary_limit", None),
+        # with --cached-boundaries the boundary columns pool only the images whose counts were cached
+        "boundary_pass_run": not getattr(args, "cached_boundaries", False),
         "protocol": "99 UCM thresholds 0.01..0.99; covering pooled over annotators; VI in bits; "
         "boundary F with 0.0075-diagonal matching (matbackprop.metrics, validated on the official fixture)",
         "hierarchy": {
