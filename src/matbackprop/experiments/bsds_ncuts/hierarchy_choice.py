@@ -118,8 +118,9 @@ def tune(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Region scores of every :data:`GRID` setting for one run per group on the first ``limit`` val
-    images; the setting of best covering ODS is each group's choice, written to ``out`` (JSON: split,
-    images, stride, and per group its folder, run, scored grid and chosen setting)."""
+    images; each group's choice follows :func:`choose` and is written to ``out`` (JSON: split, images,
+    stride, the rule, and per group its run, scored grid, chosen setting and the setting of best
+    covering alone, for the record)."""
     from ...data.bsds500 import BSDS500
     from ...metrics import collect_regions
     from ...segmentation.scores import score_ucm
