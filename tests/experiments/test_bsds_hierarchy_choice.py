@@ -74,6 +74,10 @@ def test_choice_file_is_per_group_and_must_come_from_val(tmp_path):
     path.write_text(json.dumps({"split": "test", "groups": {"frozen": {"chosen": chosen}}}))
     with pytest.raises(ValueError, match="val split"):
         load_hierarchies(path)
+    for broken in ({"split": "val"}, {"split": "val", "groups": {"frozen": {"chosen": {"sigmas": 4.0}}}}):
+        path.write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match="not a hierarchy choice file"):
+            load_hierarchies(path)
 
 
 def _cached_run(tmp_path):

@@ -198,4 +198,9 @@ def load_hierarchies(path: str | Path | None) -> dict[str, Hierarchy]:
         raise ValueError(
             f"{p}: hierarchy settings must be chosen on the val split, this one says {record.get('split')!r}"
         )
-    return {g: Hierarchy(**entry["chosen"]) for g, entry in record["groups"].items()}
+    try:
+        return {g: Hierarchy(**entry["chosen"]) for g, entry in record["groups"].items()}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(
+            f"{p}: not a hierarchy choice file (expected groups -> <name> -> chosen -> sigma, power, oriented): {e!r}"
+        ) from e
