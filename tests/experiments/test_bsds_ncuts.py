@@ -258,7 +258,7 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
 
     # Per-group hierarchy settings: chosen on val (one image), then the test row is re-made with them
     # (its cached UCM and scores set aside), and the run's threshold record names them for `segment`.
-    from matbackprop.experiments.bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, GRID, Hierarchy
+    from matbackprop.experiments.bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, GRID, Hierarchy, choose
 
     assert bsds_ncuts.evaluate(parser.parse_args([*common, "--tune-hierarchy", "--tune-images", "1"])) == 0
     record = json.loads(hierarchy.read_text())
@@ -266,9 +266,10 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     grid = record["groups"][group]["grid"]
     assert len(grid) == len(GRID) and record["groups"][group]["run"] == str(out / "seed0")
     chosen = Hierarchy(**record["groups"][group]["chosen"])
-    assert max(g["covering_ods"] for g in grid) == next(
-        g["covering_ods"] for g in grid if Hierarchy(g["sigma"], g["power"], g["oriented"]) == chosen
-    )
+    scores = {
+        Hierarchy(g["sigma"], g["power"], g["oriented"]): (g["covering_ods"], g["pri_ods"], g["vi_ods"]) for g in grid
+    }
+    assert chosen == choose(scores)
     assert bsds_ncuts.evaluate(parser.parse_args([*common, *rest, *files, "--cache", str(tmp_path / "cc")])) == 0
     payload = json.loads((tmp_path / "c.json").read_text())
     assert payload["hierarchy"]["ncuts"][group] == record["groups"][group]["chosen"]
