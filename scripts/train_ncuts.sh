@@ -11,7 +11,8 @@
 # The two stage-2 arms start from the same stage-1 run and see the same data stream: they differ only
 # in whether the backbone blocks are trained. All share one feature cache (runs/cache).
 # Data: $BSDS500 (default ../shared/bsds500). LIMIT training images (the first of the train split),
-# EPOCHS epochs per stage, VAL val images for the val loss, THREADS torch threads per run.
+# EPOCHS epochs per stage, VAL val images for the val loss, THREADS torch threads per run; PREFIX names
+# the run folders (default ncuts, as above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${BSDS500:-../shared/bsds500}"
@@ -22,16 +23,17 @@ SEEDS="${SEEDS:-0 1 2}"
 THREADS="${THREADS:-1}"
 E2E_BACKBONE_LR="${E2E_BACKBONE_LR:-1e-6}"
 SCRATCH="${SCRATCH:-1}"  # 0: leave out the end-to-end-from-a-random-head runs
+PREFIX="${PREFIX:-ncuts}"  # run folders runs/$PREFIX-head, ...; another prefix keeps a second protocol apart
 common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads "$THREADS" --checkpoint-every 20 --resume)
 train() { .venv/bin/matbackprop train ncuts "${common[@]}" "$@"; }
-train --out runs/ncuts-untrained --epochs 0
+train --out "runs/$PREFIX-untrained" --epochs 0
 for s in $SEEDS; do
-    train --out runs/ncuts-head --seed "$s" --train-blocks 0 --epochs "$EPOCHS"
-    train --out runs/ncuts-frozen --seed "$s" --train-blocks 0 --epochs "$EPOCHS" --init-from "runs/ncuts-head/seed$s"
-    train --out runs/ncuts-e2e --seed "$s" --epochs "$EPOCHS" --init-from "runs/ncuts-head/seed$s" --backbone-lr "$E2E_BACKBONE_LR"
+    train --out "runs/$PREFIX-head" --seed "$s" --train-blocks 0 --epochs "$EPOCHS"
+    train --out "runs/$PREFIX-frozen" --seed "$s" --train-blocks 0 --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s"
+    train --out "runs/$PREFIX-e2e" --seed "$s" --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s" --backbone-lr "$E2E_BACKBONE_LR"
 done
 if [ "$SCRATCH" = 1 ]; then
     for s in $SEEDS; do
-        train --out runs/ncuts-e2e-scratch --seed "$s" --epochs "$EPOCHS"
+        train --out "runs/$PREFIX-e2e-scratch" --seed "$s" --epochs "$EPOCHS"
     done
 fi
