@@ -9,7 +9,6 @@ import torch
 
 import matbackprop as mb
 from matbackprop import metrics, segmentation
-from matbackprop.experiments.bsds_ncuts.evaluate import _check_fingerprint
 from matbackprop.experiments.bsds_ncuts.hierarchy_choice import (
     DEFAULT_HIERARCHY,
     GRID,
@@ -19,7 +18,6 @@ from matbackprop.experiments.bsds_ncuts.hierarchy_choice import (
     ucms,
 )
 from matbackprop.experiments.segment_images import read_threshold_record, run_hierarchy
-from matbackprop.segmentation.scores import ScoreCache
 
 
 def _quadrants(h=8, w=8):
@@ -78,36 +76,6 @@ def test_choice_file_is_per_group_and_must_come_from_val(tmp_path):
         path.write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="not a hierarchy choice file"):
             load_hierarchies(path)
-
-
-def _cached_run(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "model.pt").write_bytes(b"weights")
-    root = tmp_path / "cache"
-    cache = ScoreCache(root, "DeepNCuts")
-    cache.dir.mkdir(parents=True)
-    (cache.dir / "100007.npz").write_bytes(b"scores")
-    return run, root, cache
-
-
-def test_cache_made_before_settings_were_recorded_counts_as_the_defaults(tmp_path):
-    run, root, cache = _cached_run(tmp_path)
-    logs = []
-    _check_fingerprint(cache, root, run, logs.append, DEFAULT_HIERARCHY)  # first sight: records the model
-    (cache.dir / "hierarchy.json").unlink()  # as a cache written before the settings were recorded
-    _check_fingerprint(cache, root, run, logs.append, DEFAULT_HIERARCHY)
-    assert (cache.dir / "100007.npz").is_file() and logs == []
-    assert Hierarchy(**json.loads((cache.dir / "hierarchy.json").read_text())) == DEFAULT_HIERARCHY
-    other = Hierarchy(4.0, 1.0, False)
-    _check_fingerprint(cache, root, run, logs.append, other)
-    assert not (cache.dir / "100007.npz").exists(), "scores of other settings must be recomputed"
-    assert [p.name.split(".stale-")[0] for p in root.glob("*.stale-*")] == [cache.dir.name]
-    assert logs and "hierarchy settings changed" in logs[0]
-    assert Hierarchy(**json.loads((cache.dir / "hierarchy.json").read_text())) == other
-    (cache.dir / "100007.npz").write_bytes(b"new scores")
-    _check_fingerprint(cache, root, run, logs.append, other)  # same settings, same model: kept
-    assert (cache.dir / "100007.npz").read_bytes() == b"new scores"
 
 
 def test_threshold_record_carries_its_settings(tmp_path):

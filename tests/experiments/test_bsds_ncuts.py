@@ -214,6 +214,14 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
             assert np.isfinite(metrics[key]), (name, key)
         assert 0 < metrics["covering_ods"] <= 1
     assert (tmp_path / "fig" / "bsds_segmentations.png").is_file()
+    # the moonshot's comparison: the trained row against the edges row, on the same images
+    from matbackprop.experiments.bsds_ncuts.evaluate import EDGES_ROW
+
+    gap = payload["covering_ods_against_edges"]["DeepNCuts"]
+    expected = payload["methods"]["DeepNCuts"]["covering_ods"] - payload["methods"][EDGES_ROW]["covering_ods"]
+    assert gap["images"] == 2 and gap["gap"] == pytest.approx(expected, abs=1e-12)
+    assert gap["low"] <= gap["high"] and 0.0 <= gap["share_ahead"] <= 1.0
+    assert "HED-edges row" in (tmp_path / "r.md").read_text()
 
     # The combination row: chosen on val (one image here), then scored on test under its own name; the
     # run's covering threshold (read by `matbackprop segment`) stays the one of its plain NCuts row.

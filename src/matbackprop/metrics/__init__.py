@@ -59,16 +59,17 @@ _NEEDS_SCIPY = {
         ),
         "bsds",
     ),
+    **dict.fromkeys(("OdsGap", "covering_ods_gap"), "comparison"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _NEEDS_SCIPY or name in ("boundaries", "bsds"):
+    if name in _NEEDS_SCIPY or name in ("boundaries", "bsds", "comparison"):
         from .._extras import require
 
         require("scipy", extra="metrics", feature=f"matbackprop.metrics.{name}")
         module = importlib.import_module(f"{__name__}.{_NEEDS_SCIPY.get(name, name)}")
-        value = module if name in ("boundaries", "bsds") else getattr(module, name)
+        value = module if name in ("boundaries", "bsds", "comparison") else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,9 @@
 Modules: :mod:`.config` (the typed run configuration and its command-line options), :mod:`.features`
 (the keyed cache of frozen-backbone outputs), :mod:`.training` (the training pipeline, resumable),
 :mod:`.inference` (:func:`load_model`, :func:`embed_image`: a trained run applied to any image at full
-resolution), and the UCM-based evaluation (:mod:`.evaluate`, tables and figures in :mod:`.report`).
+resolution), and the UCM-based evaluation (:mod:`.evaluate`, tables and figures in :mod:`.report`, the
+choices made on val in :mod:`.hierarchy_choice` and :mod:`.combination`, the validity of the per-image
+score cache in :mod:`.cache_validity`).
 
 ``matbackprop train ncuts`` builds a :class:`NCutsTrainConfig` from its options and calls
 :func:`run_training`; ``matbackprop eval ncuts`` calls :func:`evaluate`.

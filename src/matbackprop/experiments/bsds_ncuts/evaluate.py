@@ -25,10 +25,8 @@ test; a cache records the settings its UCMs were made with and is recomputed whe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import torch
 from ...segmentation.scores import ScoreCache, method_slug, score_ucm
 from ...train.checkpoint import load_checkpoint
 from ..bsds_baselines import ROW_NAMES, load_ucm, save_ucm, score_boundary_pass, score_rows
+from .cache_validity import check_cache
 from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, Combination, combined_ucms, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
 from .hierarchy_choice import DEFAULT_HIERARCHY, DEFAULT_HIERARCHY_CHOICE, Hierarchy, load_hierarchies
@@ -53,10 +52,10 @@ EDGES_POWER = 1.0
 EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
 #: Table groups of trained runs: name -> run folder holding seed*/model.pt.
 DEFAULT_GROUPS = {
-    "NCuts on VGG-16, untrained": "runs/ncuts-untrained",
-    "DeepNCuts, frozen backbone": "runs/ncuts-frozen",
-    "DeepNCuts, end to end": "runs/ncuts-e2e",
-    "DeepNCuts, end to end from a random head": "runs/ncuts-e2e-scratch",
+    "NCuts on VGG-16, untrained": "runs/ncuts-long-untrained",
+    "DeepNCuts, frozen backbone": "runs/ncuts-long-frozen",
+    "DeepNCuts, end to end": "runs/ncuts-long-e2e",
+    "DeepNCuts, end to end from a random head": "runs/ncuts-long-e2e-scratch",  # SCRATCH=1 of train_ncuts.sh
 }
 #: The group whose runs the combination row mixes with the backbone's edges.
 COMBINE_GROUP = "DeepNCuts, end to end"
@@ -160,8 +159,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tune-images",
         type=int,
-        default=20,
-        help="val images for --tune-combination and --tune-hierarchy (default: %(default)s)",
+        default=100,
+        help="the first N val images for --tune-combination and --tune-hierarchy (default: %(default)s, the "
+        "whole split; 20 proved too few to choose between the training protocols)",
     )
     parser.add_argument(
         "--workers",
@@ -249,43 +249,6 @@ def model_ucms(
     return out, edge_ucm
 
 
-HIERARCHY_RECORD = "hierarchy.json"
-
-
-def _check_fingerprint(cache: ScoreCache, root: Path, run: Path, log, hierarchy: Hierarchy | None = None) -> None:
-    """Keep a method's cached scores only while its model.pt, and for an NCuts row its ``hierarchy``
-    settings, are the ones they were computed with: otherwise the old scores and UCMs are moved aside
-    (``*.stale-<hash>``) so they are recomputed. A cache from before the settings were recorded was made
-    with :data:`.DEFAULT_HIERARCHY`, the only settings there were."""
-    import hashlib
-    import shutil
-
-    fp = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:16]
-    marker = cache.dir / "model_sha256.txt"
-    record = cache.dir / HIERARCHY_RECORD
-    ucm_dir = root / "ucm" / cache.dir.name
-    if marker.is_file():
-        old = marker.read_text().strip()
-        made_with = Hierarchy(**json.loads(record.read_text())) if record.is_file() else DEFAULT_HIERARCHY
-        reason = (
-            "model.pt changed"
-            if old != fp
-            else "its hierarchy settings changed"
-            if hierarchy is not None and made_with != hierarchy
-            else None
-        )
-        if reason:
-            stale = f"{old}-{hashlib.sha256(repr(made_with).encode()).hexdigest()[:8]}"
-            for d in (cache.dir, ucm_dir):
-                if d.is_dir():
-                    shutil.move(str(d), str(d.with_name(f"{d.name}.stale-{stale}")))
-            log(f"{cache.method}: {reason} since its cached scores; recomputing")
-    cache.dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fp + "\n")
-    if hierarchy is not None:
-        record.write_text(json.dumps(asdict(hierarchy)) + "\n")
-
-
 def _score_models(
     args,
     groups: dict[str, list[Path]],
@@ -316,9 +279,9 @@ def _score_models(
     names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
     caches = {n: ScoreCache(root, n) for n in names}
     for n, run in runs.items():
-        _check_fingerprint(caches[n], root, run, log, hierarchies[n])
-    for n, (source, _) in combos.items():
-        _check_fingerprint(caches[n], root, runs[source], log)
+        check_cache(caches[n], root, run, log, hierarchies[n])
+    for n, (source, setting) in combos.items():
+        check_cache(caches[n], root, runs[source], log, setting)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
     log(f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score")
     if not todo:
