@@ -50,12 +50,6 @@ def weights_fingerprint(run: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _legacy_setting(kind: type) -> Hierarchy | None:
-    # Hierarchy caches without a record were all made with the default (the only setting there was);
-    # a combination cache without one was made with a choice no longer known: recompute it.
-    return DEFAULT_HIERARCHY if kind is Hierarchy else None
-
-
 def check_cache(
     cache: ScoreCache,
     root: Path,
@@ -96,6 +90,8 @@ def _recorded(record: Path | None, setting: Hierarchy | Combination | None) -> H
     if record is None or setting is None:
         return None
     if not record.is_file():
-        return _legacy_setting(type(setting))
+        # Hierarchy caches without a record were all made with the default (the only setting there was);
+        # a combination cache without one was made with a choice no longer known: recompute it.
+        return DEFAULT_HIERARCHY if isinstance(setting, Hierarchy) else None
     values = json.loads(record.read_text())
     return Hierarchy(**values) if isinstance(setting, Hierarchy) else Combination(**values)
