@@ -15,6 +15,8 @@
 # threads per run; PREFIX names the run folders (default ncuts-long, as above). The 100 val images
 # preferred this protocol to the earlier, shorter one (100 images, 3 + 3 epochs), which is:
 #   PREFIX=ncuts LIMIT=100 EPOCHS=3 SCRATCH=1 bash scripts/train_ncuts.sh
+# BOUNDARY_WEIGHT adds the grid-edge ranking loss (docs/results_bsds500.md, "A training signal closer to
+# the benchmark") to every stage, e.g. PREFIX=ncuts-rank BOUNDARY_WEIGHT=10 bash scripts/train_ncuts.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${BSDS500:-../shared/bsds500}"
@@ -26,12 +28,17 @@ THREADS="${THREADS:-1}"
 E2E_BACKBONE_LR="${E2E_BACKBONE_LR:-1e-6}"
 SCRATCH="${SCRATCH:-0}"  # 1: also train the end-to-end-from-a-random-head runs
 PREFIX="${PREFIX:-ncuts-long}"  # run folders runs/$PREFIX-head, ...; another prefix keeps a second protocol apart
-common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads "$THREADS" --checkpoint-every 20 --resume)
+BOUNDARY_WEIGHT="${BOUNDARY_WEIGHT:-0}"  # weight of the grid-edge ranking loss beside the projector loss (0: none)
+common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads "$THREADS" --checkpoint-every 20 --resume
+        --boundary-weight "$BOUNDARY_WEIGHT")
 train() { .venv/bin/matbackprop train ncuts "${common[@]}" "$@"; }
 train --out "runs/$PREFIX-untrained" --epochs 0
+# The cheap runs (minutes each) of every seed first, then the end-to-end ones (about half an hour each).
 for s in $SEEDS; do
     train --out "runs/$PREFIX-head" --seed "$s" --train-blocks 0 --epochs "$EPOCHS"
     train --out "runs/$PREFIX-frozen" --seed "$s" --train-blocks 0 --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s"
+done
+for s in $SEEDS; do
     train --out "runs/$PREFIX-e2e" --seed "$s" --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s" --backbone-lr "$E2E_BACKBONE_LR"
 done
 if [ "$SCRATCH" = 1 ]; then

@@ -170,14 +170,18 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     bsds_ncuts.add_train_arguments(parser)
     assert bsds_ncuts.train(parser.parse_args([*train_args, "--resume"])) == 0
     assert (out / "seed0" / "model.pt").read_bytes() == saved
-    # A second stage started from the first run begins where that run ended: same val loss.
+    # A second stage started from the first run begins where that run ended: same val loss. It also
+    # trains with the grid-edge ranking loss beside the projector loss.
     second = tmp_path / "stage2"
     stage2 = [*argv[:3], str(second), *argv[4:], "--cache", str(out / "cache"), "--init-from", str(out / "seed0")]
-    assert bsds_ncuts.train(parser.parse_args(stage2)) == 0
+    assert bsds_ncuts.train(parser.parse_args([*stage2, "--boundary-weight", "2"])) == 0
     rows2 = list(CSVLogger(second / "seed0" / "train_log.csv").read())
     assert rows2[0]["event"] == "val loss at initialisation"
     assert float(rows2[0]["val_loss"]) == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-5)
-    assert json.loads((second / "seed0" / "config.json").read_text())["init_from"] == str(out / "seed0")
+    assert float(rows2[0]["val_edge_auc"]) == pytest.approx(float(rows[-1]["val_edge_auc"]), rel=1e-5)
+    assert 0.0 <= float(rows2[-1]["val_edge_auc"]) <= 1.0 and np.isfinite(float(rows2[-1]["loss"]))
+    config2 = json.loads((second / "seed0" / "config.json").read_text())
+    assert config2["init_from"] == str(out / "seed0") and config2["boundary_weight"] == 2.0
 
     model = bsds_ncuts.load_model(out / "seed0")
     image = np.asarray(BSDS500(str(DATA), "test")[0]["image"])[:64, :80]
@@ -372,7 +376,7 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     cfg = NCutsTrainConfig(out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1)
     assert not finished(cfg)  # nothing saved yet
     saved = cfg.to_dict()
-    del saved["init_from"]  # a model.pt written before the field existed
+    del saved["init_from"], saved["boundary_weight"]  # a model.pt written before these fields existed
     cfg.run_dir.mkdir(parents=True)
     save_checkpoint(cfg.run_dir / "model.pt", {"train": saved})
     assert finished(cfg)
@@ -380,3 +384,4 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     assert not finished(cfg.with_(epochs=4))  # --resume with more epochs continues training
     assert not finished(cfg.with_(backbone_lr=1e-5))
     assert not finished(cfg.with_(init_from="runs/ncuts-head/seed0"))
+    assert not finished(cfg.with_(boundary_weight=1.0))

@@ -2,6 +2,7 @@
 
 Modules: :mod:`.config` (the typed run configuration and its command-line options), :mod:`.features`
 (the keyed cache of frozen-backbone outputs), :mod:`.training` (the training pipeline, resumable),
+:mod:`.boundary_loss` (the optional grid-edge ranking loss beside the projector loss, and the edge AUC),
 :mod:`.inference` (:func:`load_model`, :func:`embed_image`: a trained run applied to any image at full
 resolution), and the UCM-based evaluation (:mod:`.evaluate`, tables and figures in :mod:`.report`, the
 choices made on val in :mod:`.hierarchy_choice` and :mod:`.combination`, the validity of the per-image

@@ -41,6 +41,8 @@ class NCutsTrainConfig:
     Optimisation: Adam, ``lr`` for the head and ``backbone_lr`` for the trained backbone blocks, gradient
     norm clipped at ``max_grad_norm``; ``crop``: side in pixels of the random square crop each step
     trains on (0: the whole image), with random horizontal flips; ``batch_size`` images per step.
+    ``boundary_weight``: weight of :func:`.boundary_loss.boundary_ranking_loss` added to the projector
+    loss (0: the projector loss alone, the table's protocol).
     ``init_from``: a finished run folder (holding ``model.pt``, same backbone and head widths) whose head,
     block scales and trained blocks start this run instead of the random head, e.g. the frozen-backbone
     run: the head is fitted first on fixed features, then the network is trained end to end.
@@ -73,6 +75,7 @@ class NCutsTrainConfig:
     stop_on_nonfinite: bool = False
     max_consecutive_skips: int = 20
     init_from: str | None = None
+    boundary_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -81,7 +84,7 @@ class NCutsTrainConfig:
             raise ValueError(f"train_split must be 'train' or 'trainval', got {self.train_split!r}")
         if self.crop and self.crop % 16:
             raise ValueError(f"crop must be a multiple of 16 pixels (the coarsest block's stride), got {self.crop}")
-        for name in ("epochs", "val_images", "crop"):
+        for name in ("epochs", "val_images", "crop", "boundary_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -176,6 +179,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="start from this finished run's head, block scales and trained blocks (its model.pt; same "
         "backbone and widths) instead of a random head, e.g. the frozen-backbone run",
+    )
+    parser.add_argument(
+        "--boundary-weight",
+        type=float,
+        default=d.boundary_weight,
+        help="weight of the grid-edge ranking loss added to the projector loss (0: projector loss only; "
+        "default: %(default)s)",
     )
     parser.add_argument(
         "--batch-size",

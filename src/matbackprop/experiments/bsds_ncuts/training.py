@@ -7,7 +7,8 @@ stride-``grid_stride`` node grid, and compares the embedding's column space with
 human segmentation through the projector loss ``1/2 ||Pi_Z - Pi_E||_F^2`` (Ionescu et al. 2015, sec. 5).
 Gradients reach the trained backbone blocks through the layer's matrix backpropagation. After each epoch
 the val loss is the mean projector loss on the first ``val_images`` val images (whole images, the first
-annotator, no augmentation).
+annotator, no augmentation), logged with the mean grid-edge AUC of the embedding there
+(:func:`.boundary_loss.edge_auc`), which has tracked the segmentations better than the loss.
 
 Resumable: the loop of :mod:`matbackprop.train` (atomic checkpoints, ``--resume``, exact to the bit);
 all randomness of the data stream comes from the generator it hands to ``batches``.
@@ -26,6 +27,7 @@ import torch
 from ...models.ncuts_net import DeepNCutsNet, NetConfig
 from ...ops.ncut import projector_loss
 from ...train import TrainConfig, fit, load_checkpoint, save_checkpoint
+from .boundary_loss import boundary_ranking_loss, edge_auc
 from .config import NCutsTrainConfig
 from .features import FeatureCache, build_cache
 
@@ -118,14 +120,16 @@ def _val_loss_fn(cfg: NCutsTrainConfig, model: DeepNCutsNet):
     def on_epoch_end(epoch: int) -> dict:
         was = model.training
         model.eval()
-        losses = []
+        losses, aucs = [], []
         for image_id in cache.ids:
             blocks = cache.load(image_id)
             Z = model(blocks)
-            labels = grid_labels(segs[image_id], (blocks[0].shape[-2], blocks[0].shape[-1]), cfg.grid_stride)
+            grid = (blocks[0].shape[-2], blocks[0].shape[-1])
+            labels = grid_labels(segs[image_id], grid, cfg.grid_stride)
             losses.append(float(projector_loss(Z[0].double(), labels)))
+            aucs.append(edge_auc(Z[0], labels, grid))
         model.train(was)
-        return {"val_loss": float(np.mean(losses)), "val_images": len(losses)}
+        return {"val_loss": float(np.mean(losses)), "val_edge_auc": float(np.nanmean(aucs)), "val_images": len(losses)}
 
     return on_epoch_end
 
@@ -255,8 +259,16 @@ def _train(
         if batch:
             yield batch
 
+    def loss(blocks: list[torch.Tensor], labels: torch.Tensor, net) -> torch.Tensor:
+        Z = net(blocks)
+        value = projector_loss(Z, labels).mean()
+        if cfg.boundary_weight:
+            grid = (blocks[0].shape[-2], blocks[0].shape[-1])
+            value = value + cfg.boundary_weight * boundary_ranking_loss(Z[0], labels[0], grid)
+        return value
+
     def step(batch, net) -> torch.Tensor:
-        return torch.stack([projector_loss(net(blocks), labels).mean() for blocks, labels in batch]).mean()
+        return torch.stack([loss(blocks, labels, net) for blocks, labels in batch]).mean()
 
     on_epoch_end = _val_loss_fn(cfg, model)
     events = corrupt_events(skipped) if ctx.is_main else []
