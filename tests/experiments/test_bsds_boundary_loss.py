@@ -71,5 +71,7 @@ def test_edge_auc_counts_correctly_ordered_pairs_and_ties_half():
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="h\\*w"):
         grid_edge_strengths(torch.zeros(5, 2), (2, 3))
+    with pytest.raises(ValueError, match="labels must hold"):
+        boundary_ranking_loss(torch.zeros(6, 2), torch.zeros(5, dtype=torch.long), (2, 3))
     with pytest.raises(ValueError, match="tau"):
         boundary_ranking_loss(torch.zeros(6, 2), torch.zeros(6, dtype=torch.long), (2, 3), tau=0.0)
