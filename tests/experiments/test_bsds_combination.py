@@ -1,6 +1,7 @@
 """The combination row's pieces: mixing an embedding's boundaries with edges, the val choice file."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +57,16 @@ def test_choice_file_must_come_from_val(tmp_path):
     path.write_text(json.dumps({"split": "test", "chosen": {"edge_weight": 0.75}}))
     with pytest.raises(ValueError, match="val split"):
         load_choice(path)
+
+
+def test_choice_made_with_another_run_is_refused(tmp_path):
+    path = tmp_path / "choice.json"
+    chosen = {"edge_weight": 0.75, "oriented": False, "power": 1.0}
+    path.write_text(json.dumps({"split": "val", "run": "runs/rank-e2e/seed1", "chosen": chosen}))
+    rank = [Path(f"runs/rank-e2e/seed{s}") for s in range(3)]
+    assert load_choice(path, rank)[0] == Combination(0.75, oriented=False)
+    with pytest.raises(ValueError, match="not one of the runs"):
+        load_choice(path, [Path(f"runs/long-e2e/seed{s}") for s in range(3)])
 
 
 def test_seed_of_lowest_final_val_loss(tmp_path):

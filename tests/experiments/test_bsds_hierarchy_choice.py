@@ -2,6 +2,7 @@
 cache that follows the settings, and the record `matbackprop segment` reads."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,17 @@ def test_choice_file_is_per_group_and_must_come_from_val(tmp_path):
         path.write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="not a hierarchy choice file"):
             load_hierarchies(path)
+
+
+def test_choice_made_with_other_runs_is_refused(tmp_path):
+    path = tmp_path / "h.json"
+    chosen = {"sigma": 4.0, "power": 1.0, "oriented": False}
+    entry = {"run": "runs/rank-frozen/seed2", "chosen": chosen}
+    path.write_text(json.dumps({"split": "val", "groups": {"frozen": entry}}))
+    rank = [Path(f"runs/rank-frozen/seed{s}") for s in range(3)]
+    assert load_hierarchies(path, {"frozen": rank, "other": [Path("runs/x")]})["frozen"] == Hierarchy(4.0, 1.0, False)
+    with pytest.raises(ValueError, match="not one of this group's runs"):
+        load_hierarchies(path, {"frozen": [Path(f"runs/long-frozen/seed{s}") for s in range(3)]})
 
 
 def test_threshold_record_carries_its_settings(tmp_path):

@@ -79,13 +79,15 @@ def test_crop_is_aligned_on_every_block():
     seg = np.arange(H * W).reshape(H, W)
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
-        out, seg_crop = crop_sample(blocks, strides, seg, 4, 32, gen)
+        out, seg_crop, window = crop_sample(blocks, strides, seg, 4, 32, gen)
+        assert window == (0, 0, 32, 32)  # no context: the blocks are the window
         y0, x0 = divmod(int(seg_crop[0, 0]), W)
         assert seg_crop.shape == (32, 32) and y0 % 16 == 0 and x0 % 16 == 0
         for b, s in zip(out, strides):
             assert b.shape[-2:] == (32 // s, 32 // s)
             assert float(b[0, 0, 0]) == y0 and float(b[1, 0, 0]) == x0
-    out, seg_crop = crop_sample(blocks, strides, seg, 4, 0, gen)  # crop 0: the whole image
+    out, seg_crop, window = crop_sample(blocks, strides, seg, 4, 0, gen)  # crop 0: the whole image
+    assert window == (0, 0, H, W)
     assert seg_crop.shape == (H, W) and out[0].shape[-2:] == (18, 25) and out[3].shape[-2:] == (5, 7)
 
 
@@ -171,10 +173,10 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert bsds_ncuts.train(parser.parse_args([*train_args, "--resume"])) == 0
     assert (out / "seed0" / "model.pt").read_bytes() == saved
     # A second stage started from the first run begins where that run ended: same val loss. It also
-    # trains with the grid-edge ranking loss beside the projector loss.
+    # trains with the grid-edge ranking loss beside the projector loss, and with exact crops.
     second = tmp_path / "stage2"
     stage2 = [*argv[:3], str(second), *argv[4:], "--cache", str(out / "cache"), "--init-from", str(out / "seed0")]
-    assert bsds_ncuts.train(parser.parse_args([*stage2, "--boundary-weight", "2"])) == 0
+    assert bsds_ncuts.train(parser.parse_args([*stage2, "--boundary-weight", "2", "--exact-crops"])) == 0
     rows2 = list(CSVLogger(second / "seed0" / "train_log.csv").read())
     assert rows2[0]["event"] == "val loss at initialisation"
     assert float(rows2[0]["val_loss"]) == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-5)
@@ -182,6 +184,7 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert 0.0 <= float(rows2[-1]["val_edge_auc"]) <= 1.0 and np.isfinite(float(rows2[-1]["loss"]))
     config2 = json.loads((second / "seed0" / "config.json").read_text())
     assert config2["init_from"] == str(out / "seed0") and config2["boundary_weight"] == 2.0
+    assert config2["exact_crops"] is True
 
     model = bsds_ncuts.load_model(out / "seed0")
     image = np.asarray(BSDS500(str(DATA), "test")[0]["image"])[:64, :80]
@@ -373,10 +376,10 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     from matbackprop.experiments.bsds_ncuts.training import finished
     from matbackprop.train import save_checkpoint
 
-    cfg = NCutsTrainConfig(out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1)
+    cfg = NCutsTrainConfig(out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1, boundary_weight=0.0)
     assert not finished(cfg)  # nothing saved yet
     saved = cfg.to_dict()
-    del saved["init_from"], saved["boundary_weight"]  # a model.pt written before these fields existed
+    del saved["init_from"], saved["boundary_weight"], saved["exact_crops"]  # written before these fields existed
     cfg.run_dir.mkdir(parents=True)
     save_checkpoint(cfg.run_dir / "model.pt", {"train": saved})
     assert finished(cfg)
@@ -385,3 +388,6 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     assert not finished(cfg.with_(backbone_lr=1e-5))
     assert not finished(cfg.with_(init_from="runs/ncuts-head/seed0"))
     assert not finished(cfg.with_(boundary_weight=1.0))
+    assert not finished(cfg.with_(exact_crops=True))
+    # such a run trained the projector loss alone, whatever the default weight is today
+    assert not finished(cfg.with_(boundary_weight=NCutsTrainConfig().boundary_weight))

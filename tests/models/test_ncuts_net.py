@@ -70,6 +70,34 @@ def test_cache_gives_the_same_features_as_the_whole_image(random_net):
     torch.testing.assert_close(from_cache, direct, rtol=1e-4, atol=1e-4 * float(direct.abs().max()))
 
 
+def test_a_crop_with_its_context_gives_the_whole_image_blocks(random_net):
+    from matbackprop.experiments.bsds_ncuts.training import crop_sample
+
+    assert random_net.context() == 80  # conv4 + conv5: 3 convs at stride 8, 3 at stride 16; in 16s
+    assert DeepNCutsNet(NetConfig(train_blocks=1), pretrained=False).context() == 48
+    assert DeepNCutsNet(NetConfig(train_blocks=0), pretrained=False).context() == 0
+    H, W = 176, 224
+    cached = random_net.cacheable(_image(H, W, seed=1))
+    strides = random_net.cached_strides()
+    where = np.arange(H * W).reshape(H, W)  # each pixel's flat index: the crop's origin in the image
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        whole = random_net.blocks_from_cache(cached)
+        for context in (80, 32):
+            for _ in range(4):
+                blocks, seg, window = crop_sample(cached, strides, where, 4, 64, gen, context)
+                y0, x0 = divmod(int(seg[0, 0]), W)
+                assert seg.shape == window[2:] == (64, 64) and window[0] % 16 == 0 and window[1] % 16 == 0
+                cut = random_net.blocks_from_cache(blocks, window)
+                for b, (c, full, s) in enumerate(zip(cut, whole, strides)):
+                    ref = full[..., y0 // s : (y0 + 64) // s, x0 // s : (x0 + 64) // s]
+                    same = torch.allclose(c, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+                    # frozen blocks are exact at any context, conv4 from 32 pixels on, conv5 needs all 80
+                    assert same == (context == 80 or b < 4), (context, b)
+    with pytest.raises(ValueError, match="multiple of the coarsest stride"):
+        crop_sample(cached, strides, where, 4, 64, gen, context=40)
+
+
 def test_gradients_reach_the_trained_blocks_only(random_net):
     image = _image()
     cached = random_net.cacheable(image)

@@ -25,7 +25,7 @@ use their running statistics (batches hold one image).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -91,6 +91,32 @@ class _Backbone(nn.Module):
             x = block(x)
             out.append(x)
         return out
+
+    def context(self, start: int) -> int:
+        """Pixels of context around a window that blocks ``start..`` need, given the output of block
+        ``start - 1`` on a larger window, for their outputs inside the window to equal those of the
+        whole image: the receptive-field margin of their convolutions and poolings (an upper bound, summed
+        in module order), rounded up to a multiple of the coarsest stride so that windows stay aligned
+        with every block's cells. 0 when no block is run (``start`` past the last)."""
+        if start >= len(self.blocks):
+            return 0
+        stride = self.strides[start - 1] if start > 0 else 1
+        margin = 0
+        for module in self.blocks[start:].modules():
+            if isinstance(module, nn.Conv2d):
+                margin += (_largest(module.kernel_size) - 1) // 2 * _largest(module.dilation) * stride
+                stride *= _largest(module.stride)
+            elif isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
+                step = _largest(module.stride)
+                margin += max(0, _largest(module.kernel_size) - step) * stride
+                stride *= step
+        unit = self.strides[-1]
+        return -(-margin // unit) * unit
+
+
+def _largest(value: int | Sequence[int]) -> int:
+    """A convolution or pooling size given as an int or per dimension: its largest entry."""
+    return value if isinstance(value, int) else max(value)
 
 
 def build_backbone(name: str, pretrained: bool = True) -> _Backbone:
@@ -219,15 +245,37 @@ class DeepNCutsNet(nn.Module):
             sums += [float(b.float().pow(2).mean()) for b in blocks]
         return [float(v) for v in np.sqrt(sums / max(len(cached), 1))]
 
-    def blocks_from_cache(self, cached: list[torch.Tensor]) -> list[torch.Tensor]:
+    def context(self) -> int:
+        """Pixels of context the trained blocks need around a training window (:meth:`blocks_from_cache`
+        with ``window``) to compute exactly what they compute on the whole image; 0 for a frozen backbone."""
+        return self.backbone.context(self.first_trained)
+
+    def blocks_from_cache(
+        self, cached: list[torch.Tensor], window: tuple[int, int, int, int] | None = None
+    ) -> list[torch.Tensor]:
         """All block outputs ``(1, C_b, h, w)`` for training: the frozen ones from the cache, the trained
-        ones computed (with gradients) from the last frozen output."""
+        ones computed (with gradients) from the last frozen output.
+
+        ``window = (top, left, height, width)`` in pixels: the cached blocks cover a larger area (the
+        window and its :meth:`context`), the trained blocks run on all of it and every block is then cut
+        to the window, so that no trained block sees the zero padding of a crop border. ``top`` and
+        ``left`` must be multiples of the coarsest stride."""
         frozen = [c.unsqueeze(0).float() for c in cached[: self.first_trained]]
-        if self.first_trained == len(cached):
-            return frozen
-        if self.first_trained == 0:
+        if self.first_trained == 0 and len(cached) > 0:
             raise ValueError("training every block needs the image, not the cache")
-        return frozen + self.backbone.run(frozen[-1], self.first_trained)
+        blocks = (
+            frozen + self.backbone.run(frozen[-1], self.first_trained) if self.first_trained < len(cached) else frozen
+        )
+        if window is None:
+            return blocks
+        top, left, height, width = window
+        strides = self.cached_strides()
+        if top % strides[-1] or left % strides[-1]:
+            raise ValueError(f"window offsets ({top}, {left}) must be multiples of the coarsest stride {strides[-1]}")
+        return [
+            b[..., top // s : top // s + -(-height // s), left // s : left // s + -(-width // s)]
+            for b, s in zip(blocks, strides)
+        ]
 
     def node_features(
         self, blocks: list[torch.Tensor], strides: list[int], stride: int, size: tuple[int, int]
@@ -245,10 +293,11 @@ class DeepNCutsNet(nn.Module):
         """Stride of each cached block: its own, or the grid's where it is finer (pre-pooled)."""
         return [max(s, self.config.grid_stride) for s in self.backbone.strides]
 
-    def forward(self, cached: list[torch.Tensor]) -> torch.Tensor:
-        """Training forward: the cached blocks of one image (:meth:`cacheable`, possibly cropped) ->
-        embedding ``Z (1, N, k)`` on the stride-``grid_stride`` grid, ``N = h w``."""
-        blocks = self.blocks_from_cache(cached)
+    def forward(self, cached: list[torch.Tensor], window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """Training forward: the cached blocks of one image (:meth:`cacheable`, possibly cropped; with
+        ``window``, cut to it after the trained blocks, see :meth:`blocks_from_cache`) -> embedding
+        ``Z (1, N, k)`` on the stride-``grid_stride`` grid of the window, ``N = h w``."""
+        blocks = self.blocks_from_cache(cached, window)
         size = (blocks[0].shape[-2], blocks[0].shape[-1])  # block 0 is at the grid stride (checked at init)
         F = self.node_features(blocks, self.cached_strides(), self.config.grid_stride, size)
         Z = ncut_embedding(F.flatten(2).transpose(1, 2), self.config.k)

@@ -101,14 +101,22 @@ def lowest_val_loss_run(runs: Sequence[Path]) -> Path:
     return best
 
 
-def load_choice(path: str | Path) -> tuple[Combination, dict] | None:
-    """The setting chosen on val and the whole record, or ``None`` when the file does not exist."""
+def load_choice(path: str | Path, runs: Sequence[Path] | None = None) -> tuple[Combination, dict] | None:
+    """The setting chosen on val and the whole record, or ``None`` when the file does not exist.
+
+    With ``runs`` (the runs the combination row will mix), the record's tuning run must be one of them.
+    """
     p = Path(path)
     if not p.is_file():
         return None
     record = json.loads(p.read_text())
     if record.get("split") != "val":
         raise ValueError(f"{p}: a combination must be chosen on the val split, this one says {record.get('split')!r}")
+    if runs is not None and "run" in record and Path(record["run"]) not in {Path(r) for r in runs}:
+        raise ValueError(
+            f"{p}: the combination was chosen with {record['run']}, which is not one of the runs it would mix "
+            f"({', '.join(str(r) for r in runs)}); choose it again with --tune-combination"
+        )
     return Combination(**record["chosen"]), record
 
 

@@ -52,10 +52,10 @@ EDGES_POWER = 1.0
 EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
 #: Table groups of trained runs: name -> run folder holding seed*/model.pt.
 DEFAULT_GROUPS = {
-    "NCuts on VGG-16, untrained": "runs/ncuts-long-untrained",
-    "DeepNCuts, frozen backbone": "runs/ncuts-long-frozen",
-    "DeepNCuts, end to end": "runs/ncuts-long-e2e",
-    "DeepNCuts, end to end from a random head": "runs/ncuts-long-e2e-scratch",  # SCRATCH=1 of train_ncuts.sh
+    "NCuts on VGG-16, untrained": "runs/ncuts-rank-untrained",
+    "DeepNCuts, frozen backbone": "runs/ncuts-rank-frozen",
+    "DeepNCuts, end to end": "runs/ncuts-rank-e2e",
+    "DeepNCuts, end to end from a random head": "runs/ncuts-rank-e2e-scratch",  # SCRATCH=1 of train_ncuts.sh
 }
 #: The group whose runs the combination row mixes with the backbone's edges.
 COMBINE_GROUP = "DeepNCuts, end to end"
@@ -264,7 +264,7 @@ def _score_models(
     from .inference import load_model
 
     runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
-    chosen = load_hierarchies(args.hierarchy)
+    chosen = load_hierarchies(args.hierarchy, groups)
     hierarchies = {
         run_method_name(g, r, len(rs)): chosen.get(g, DEFAULT_HIERARCHY) for g, rs in groups.items() for r in rs
     }
@@ -364,7 +364,7 @@ def evaluate(args: argparse.Namespace) -> int:
             edges_power=EDGES_POWER,
         )
         return 0
-    choice = load_choice(args.combination) if args.split == "test" else None
+    choice = load_choice(args.combination, groups.get(COMBINE_GROUP)) if args.split == "test" else None
     combination = (COMBINE_GROUP, choice[0]) if choice is not None else None
     data = BSDS500(args.data, args.split)
     ids = data.ids[:limit]

@@ -188,8 +188,14 @@ def tune(
     return record
 
 
-def load_hierarchies(path: str | Path | None) -> dict[str, Hierarchy]:
-    """Group name -> the setting chosen on val; empty when no file is given or it does not exist."""
+def load_hierarchies(
+    path: str | Path | None, groups: Mapping[str, Sequence[Path]] | None = None
+) -> dict[str, Hierarchy]:
+    """Group name -> the setting chosen on val; empty when no file is given or it does not exist.
+
+    With ``groups`` (name -> its runs), a group the file names must have been tuned with one of those
+    runs: a choice made for another protocol's runs under the same name is refused, not applied.
+    """
     if path is None or not Path(path).is_file():
         return {}
     p = Path(path)
@@ -199,8 +205,17 @@ def load_hierarchies(path: str | Path | None) -> dict[str, Hierarchy]:
             f"{p}: hierarchy settings must be chosen on the val split, this one says {record.get('split')!r}"
         )
     try:
-        return {g: Hierarchy(**entry["chosen"]) for g, entry in record["groups"].items()}
+        chosen = {g: Hierarchy(**entry["chosen"]) for g, entry in record["groups"].items()}
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(
             f"{p}: not a hierarchy choice file (expected groups -> <name> -> chosen -> sigma, power, oriented): {e!r}"
         ) from e
+    for g, runs in (groups or {}).items():
+        tuned_with = record["groups"].get(g, {}).get("run")
+        if tuned_with is not None and Path(tuned_with) not in {Path(r) for r in runs}:
+            raise ValueError(
+                f"{p}: the setting of '{g}' was chosen with {tuned_with}, which is not one of this group's runs "
+                f"({', '.join(str(r) for r in runs)}); choose it again with --tune-hierarchy, or name another "
+                "file with --hierarchy"
+            )
+    return chosen

@@ -48,13 +48,27 @@ def grid_labels(seg: np.ndarray, grid: tuple[int, int], stride: int) -> torch.Te
 
 
 def crop_sample(
-    blocks: list[torch.Tensor], strides: list[int], seg: np.ndarray, grid_stride: int, crop: int, gen: torch.Generator
-) -> tuple[list[torch.Tensor], np.ndarray]:
+    blocks: list[torch.Tensor],
+    strides: list[int],
+    seg: np.ndarray,
+    grid_stride: int,
+    crop: int,
+    gen: torch.Generator,
+    context: int = 0,
+) -> tuple[list[torch.Tensor], np.ndarray, tuple[int, int, int, int]]:
     """A random ``crop x crop``-pixel window of cached blocks ``(C_b, h_b, w_b)`` (at ``strides``) and of the
     segmentation ``(H, W)``. Offsets are multiples of the coarsest stride, so each block's window is exactly
-    its cells under the pixel window. ``crop`` 0 or larger than the image: no crop along that side."""
+    its cells under the pixel window. ``crop`` 0 or larger than the image: no crop along that side.
+
+    The blocks are cut to the window grown by ``context`` pixels on every side (within the image; a
+    multiple of the coarsest stride), the segmentation to the window itself. Returns the blocks, the
+    segmentation and the window ``(top, left, height, width)`` in pixels relative to the blocks' first
+    cell: what :meth:`~matbackprop.models.ncuts_net.DeepNCutsNet.blocks_from_cache` cuts them to once
+    the trained blocks have run on the context."""
     H, W = seg.shape
     unit = max(strides)
+    if context % unit:
+        raise ValueError(f"context must be a multiple of the coarsest stride {unit}, got {context}")
     offsets = []
     for size in (H, W):
         if not crop or crop >= size:
@@ -63,11 +77,13 @@ def crop_sample(
         choices = (size - crop) // unit + 1
         offsets.append((unit * int(torch.randint(choices, (1,), generator=gen)), crop))
     (y0, hh), (x0, ww) = offsets
+    ya, xa = max(0, y0 - context), max(0, x0 - context)
+    yb, xb = min(H, y0 + hh + context), min(W, x0 + ww + context)
     out = []
     for b, s in zip(blocks, strides):
-        ys, xs = slice(y0 // s, -(-(y0 + hh) // s)), slice(x0 // s, -(-(x0 + ww) // s))
+        ys, xs = slice(ya // s, -(-yb // s)), slice(xa // s, -(-xb // s))
         out.append(b[:, ys, xs])
-    return out, seg[y0 : y0 + hh, x0 : x0 + ww]
+    return out, seg[y0 : y0 + hh, x0 : x0 + ww], (y0 - ya, x0 - xa, hh, ww)
 
 
 def corrupt_events(skipped: list[str]) -> list[dict]:
@@ -150,6 +166,10 @@ RUNTIME_FIELDS = frozenset(
 )
 
 
+#: The value a field had in effect for a run saved before the field existed (not its default today).
+FIELDS_BEFORE_THEY_EXISTED = {"init_from": None, "boundary_weight": 0.0, "exact_crops": False}
+
+
 def finished(cfg: NCutsTrainConfig) -> bool:
     """Whether ``cfg``'s run folder already holds the model ``cfg`` asks for: a ``model.pt`` saved with
     the same training settings, all but :data:`RUNTIME_FIELDS` (``--resume`` with more epochs continues
@@ -159,7 +179,9 @@ def finished(cfg: NCutsTrainConfig) -> bool:
         return False
     saved = load_checkpoint(path).get("train", {})
     return all(
-        saved.get(f.name, f.default) == getattr(cfg, f.name) for f in fields(cfg) if f.name not in RUNTIME_FIELDS
+        saved.get(f.name, FIELDS_BEFORE_THEY_EXISTED.get(f.name, f.default)) == getattr(cfg, f.name)
+        for f in fields(cfg)
+        if f.name not in RUNTIME_FIELDS
     )
 
 
@@ -238,16 +260,27 @@ def _train(
     if ctx.is_main:
         cfg.write(cfg.run_dir / "config.json")
 
+    # Exact crops: trained blocks get their receptive field's context and no mirrored input (see the config).
+    context = model.context() if cfg.exact_crops else 0
+    mirror = not (cfg.exact_crops and model.first_trained < len(strides))
+
     def samples(gen: torch.Generator):
         for index in torch.randperm(len(entries), generator=gen).tolist():
             image_id, cache = entries[index]
             seg_list = segmentations[image_id]
             seg = seg_list[int(torch.randint(len(seg_list), (1,), generator=gen))]
-            blocks, seg = crop_sample(cache.load(image_id), strides, seg, cfg.grid_stride, cfg.crop, gen)
-            if bool(torch.rand((), generator=gen) < 0.5):  # horizontal flip
+            blocks, seg, window = crop_sample(
+                cache.load(image_id), strides, seg, cfg.grid_stride, cfg.crop, gen, context
+            )
+            # the coin is drawn either way, so both settings see the same crops
+            if bool(torch.rand((), generator=gen) < 0.5) and mirror:  # horizontal flip
                 blocks, seg = [b.flip(-1) for b in blocks], seg[:, ::-1]
-            grid = (blocks[0].shape[-2], blocks[0].shape[-1])
-            yield blocks, grid_labels(np.ascontiguousarray(seg), grid, cfg.grid_stride).reshape(1, -1)
+            if context:
+                grid = (-(-window[2] // cfg.grid_stride), -(-window[3] // cfg.grid_stride))
+            else:
+                grid = (blocks[0].shape[-2], blocks[0].shape[-1])  # block 0 is at the grid stride
+            labels = grid_labels(np.ascontiguousarray(seg), grid, cfg.grid_stride).reshape(1, -1)
+            yield blocks, labels, (window if context else None), grid
 
     def batches(gen: torch.Generator):
         batch = []  # a list: crops of portrait and landscape images may differ in size
@@ -259,16 +292,15 @@ def _train(
         if batch:
             yield batch
 
-    def loss(blocks: list[torch.Tensor], labels: torch.Tensor, net) -> torch.Tensor:
-        Z = net(blocks)
+    def loss(blocks: list[torch.Tensor], labels: torch.Tensor, window, grid: tuple[int, int], net) -> torch.Tensor:
+        Z = net(blocks, window)
         value = projector_loss(Z, labels).mean()
         if cfg.boundary_weight:
-            grid = (blocks[0].shape[-2], blocks[0].shape[-1])
             value = value + cfg.boundary_weight * boundary_ranking_loss(Z[0], labels[0], grid)
         return value
 
     def step(batch, net) -> torch.Tensor:
-        return torch.stack([loss(blocks, labels, net) for blocks, labels in batch]).mean()
+        return torch.stack([loss(*sample, net) for sample in batch]).mean()
 
     on_epoch_end = _val_loss_fn(cfg, model)
     events = corrupt_events(skipped) if ctx.is_main else []
