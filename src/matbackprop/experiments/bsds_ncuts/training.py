@@ -300,7 +300,7 @@ def _train(
         return value
 
     def step(batch, net) -> torch.Tensor:
-        return torch.stack([loss(*sample, net) for sample in batch]).mean()
+        return torch.stack([loss(blocks, labels, window, grid, net) for blocks, labels, window, grid in batch]).mean()
 
     on_epoch_end = _val_loss_fn(cfg, model)
     events = corrupt_events(skipped) if ctx.is_main else []
