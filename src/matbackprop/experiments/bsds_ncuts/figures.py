@@ -77,7 +77,8 @@ def segmentation_figure(
 
 
 def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
-    """Projector loss per epoch (train mean, and val when logged), one panel per trained group."""
+    """Per epoch, one column per trained group: the training objective (train mean) and the val projector
+    loss when logged; below, the val edge AUC when logged (higher is better)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,26 +90,48 @@ def training_curves(groups: Mapping[str, Sequence[Path]], path: Path) -> None:
     panels = {g: r for g, r in panels.items() if r}
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
-    for ax, (g, runs) in zip(axes[0], panels.items()):
+    curves = {}
+    for g, runs in panels.items():
         for run in runs:
-            rows, offset = [], 0
+            rows, offset, bounds = [], 0, []
             for stage in run_stages(run):  # a run started from another (--init-from) continues its curve
                 stage_rows = read_train_log(stage / "train_log.csv")["rows"]
                 rows += [(offset + int(r["epoch"]), r) for r in stage_rows]
                 offset += len(stage_rows)
-                if stage != run and run == runs[0]:  # the seeds share their stage lengths: one line
-                    ax.axvline(offset + 0.5, color="0.8", lw=0.8, ls=":")
-            ax.plot(
+                if stage != run:
+                    bounds.append(offset + 0.5)
+            curves[g, run] = (rows, bounds)
+    with_auc = any(r.get("val_edge_auc") for rows, _ in curves.values() for _, r in rows)
+    n_rows = 2 if with_auc else 1
+    fig, axes = plt.subplots(n_rows, len(panels), figsize=(3.2 * len(panels), 2.6 * n_rows), squeeze=False)
+    for col, (g, runs) in enumerate(panels.items()):
+        top = axes[0, col]
+        for run in runs:
+            rows, bounds = curves[g, run]
+            if run == runs[0]:  # the seeds share their stage lengths: one line per stage boundary
+                for x in bounds:
+                    for ax in axes[:, col]:
+                        ax.axvline(x, color="0.8", lw=0.8, ls=":")
+            top.plot(
                 [e for e, _ in rows], [float(r["loss"]) for _, r in rows], marker="o", lw=1, label=f"{run.name} train"
             )
             val = [(e, float(r["val_loss"])) for e, r in rows if r.get("val_loss")]
             if val:
-                ax.plot([e for e, _ in val], [v for _, v in val], ls="--", marker=".", lw=1, label=f"{run.name} val")
-        ax.set_title(g, fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=6)
-    axes[0, 0].set_ylabel("projector loss")
+                top.plot([e for e, _ in val], [v for _, v in val], ls="--", marker=".", lw=1, label=f"{run.name} val")
+            auc = [(e, float(r["val_edge_auc"])) for e, r in rows if r.get("val_edge_auc")]
+            if with_auc and auc:
+                axes[1, col].plot([e for e, _ in auc], [v for _, v in auc], marker=".", lw=1, label=run.name)
+        top.set_title(g, fontsize=8)
+        top.legend(fontsize=6)
+        axes[-1, col].set_xlabel("epoch")
+        if with_auc:
+            axes[1, col].legend(fontsize=6)
+    axes[0, 0].set_ylabel("loss (train: objective,\nval: projector loss)", fontsize=8)
+    if with_auc:
+        axes[1, 0].set_ylabel("val edge AUC", fontsize=8)
+        limits = [ax.get_ylim() for ax in axes[1]]  # one scale across groups, to compare them
+        for ax in axes[1]:
+            ax.set_ylim(min(lo for lo, _ in limits), max(hi for _, hi in limits))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
