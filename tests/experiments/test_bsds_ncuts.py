@@ -160,7 +160,8 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     rows = [r for r in CSVLogger(out / "seed0" / "train_log.csv").read()]
     assert rows[0]["event"] == "val loss at initialisation" and float(rows[0]["val_loss"]) > 0
     assert np.isfinite(float(rows[-1]["loss"])) and np.isfinite(float(rows[-1]["val_loss"]))
-    assert json.loads((out / "seed0" / "config.json").read_text())["k"] == 6
+    config1 = json.loads((out / "seed0" / "config.json").read_text())
+    assert config1["k"] == 6 and config1["exact_crops"] is True  # the default: trained blocks see their context
     # A second run on a subset reuses the cache entries of the first (no new entries).
     cache_dirs = sorted((out / "cache").iterdir())
     assert [len(list(d.glob("*.pt"))) for d in cache_dirs] == [3, 2]  # train, val
@@ -173,10 +174,10 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert bsds_ncuts.train(parser.parse_args([*train_args, "--resume"])) == 0
     assert (out / "seed0" / "model.pt").read_bytes() == saved
     # A second stage started from the first run begins where that run ended: same val loss. It also
-    # trains with the grid-edge ranking loss beside the projector loss, and with exact crops.
+    # trains with the grid-edge ranking loss beside the projector loss, and on bare crops.
     second = tmp_path / "stage2"
     stage2 = [*argv[:3], str(second), *argv[4:], "--cache", str(out / "cache"), "--init-from", str(out / "seed0")]
-    assert bsds_ncuts.train(parser.parse_args([*stage2, "--boundary-weight", "2", "--exact-crops"])) == 0
+    assert bsds_ncuts.train(parser.parse_args([*stage2, "--boundary-weight", "2", "--no-exact-crops"])) == 0
     rows2 = list(CSVLogger(second / "seed0" / "train_log.csv").read())
     assert rows2[0]["event"] == "val loss at initialisation"
     assert float(rows2[0]["val_loss"]) == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-5)
@@ -184,7 +185,7 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert 0.0 <= float(rows2[-1]["val_edge_auc"]) <= 1.0 and np.isfinite(float(rows2[-1]["loss"]))
     config2 = json.loads((second / "seed0" / "config.json").read_text())
     assert config2["init_from"] == str(out / "seed0") and config2["boundary_weight"] == 2.0
-    assert config2["exact_crops"] is True
+    assert config2["exact_crops"] is False
 
     model = bsds_ncuts.load_model(out / "seed0")
     image = np.asarray(BSDS500(str(DATA), "test")[0]["image"])[:64, :80]
@@ -376,7 +377,9 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     from matbackprop.experiments.bsds_ncuts.training import finished
     from matbackprop.train import save_checkpoint
 
-    cfg = NCutsTrainConfig(out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1, boundary_weight=0.0)
+    cfg = NCutsTrainConfig(
+        out=str(tmp_path / "run"), epochs=3, backbone_lr=1e-6, threads=1, boundary_weight=0.0, exact_crops=False
+    )
     assert not finished(cfg)  # nothing saved yet
     saved = cfg.to_dict()
     del saved["init_from"], saved["boundary_weight"], saved["exact_crops"]  # written before these fields existed
@@ -391,3 +394,21 @@ def test_finished_compares_what_the_run_trains_not_where_it_ran(tmp_path):
     assert not finished(cfg.with_(exact_crops=True))
     # such a run trained the projector loss alone, whatever the default weight is today
     assert not finished(cfg.with_(boundary_weight=NCutsTrainConfig().boundary_weight))
+    # nor with exact crops, today's default: its trained blocks saw bare crops
+    assert not finished(cfg.with_(exact_crops=NCutsTrainConfig().exact_crops))
+
+
+def test_finished_ignores_exact_crops_when_no_backbone_block_is_trained(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.training import finished
+    from matbackprop.train import save_checkpoint
+
+    frozen = NCutsTrainConfig(out=str(tmp_path / "frozen"), epochs=3, train_blocks=0)
+    untrained = NCutsTrainConfig(out=str(tmp_path / "untrained"), epochs=0)
+    for cfg in (frozen, untrained):
+        saved = cfg.to_dict()
+        del saved["exact_crops"]  # saved before the field existed: bare crops
+        cfg.run_dir.mkdir(parents=True)
+        save_checkpoint(cfg.run_dir / "model.pt", {"train": saved})
+        assert cfg.exact_crops and finished(cfg)  # the same weights either way
+        assert finished(cfg.with_(exact_crops=False))
+    assert not finished(frozen.with_(train_blocks=1))

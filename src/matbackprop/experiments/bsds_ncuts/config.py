@@ -43,12 +43,13 @@ class NCutsTrainConfig:
     trains on (0: the whole image), with random horizontal flips; ``batch_size`` images per step.
     ``boundary_weight``: weight of :func:`.boundary_loss.boundary_ranking_loss` added to the projector
     loss (the table's protocol: 10, chosen on val among 1, 10 and 30; 0: the projector loss alone).
-    ``exact_crops``: the trained blocks run on the crop grown by the context their receptive field needs
-    (:meth:`~matbackprop.models.ncuts_net.DeepNCutsNet.context`, 80 pixels for conv4 + conv5) and are then
-    cut to it, and their input is never mirrored: they compute on each crop what they compute on the
-    whole image at test time. Off, they run on the bare crop (about 40% relative error in conv4/conv5
-    against the whole image, from the zero padding at its borders) and on mirrored features no image
-    produces; the frozen arm is unaffected either way (its 1x1 head commutes with the crop and the flip).
+    ``exact_crops`` (the table's protocol): the trained blocks run on the crop grown by the context their
+    receptive field needs (:meth:`~matbackprop.models.ncuts_net.DeepNCutsNet.context`, 80 pixels for
+    conv4 + conv5) and are then cut to it, and their input is never mirrored: they compute on each crop
+    what they compute on the whole image at test time. Off (the end-to-end runs before it existed), they
+    run on the bare crop (about 40% relative error in conv4/conv5 against the whole image, from the zero
+    padding at its borders) and on mirrored features no image produces. A run that trains no backbone
+    block is the same either way (its 1x1 head commutes with the crop and the flip).
     ``init_from``: a finished run folder (holding ``model.pt``, same backbone and head widths) whose head,
     block scales and trained blocks start this run instead of the random head, e.g. the frozen-backbone
     run: the head is fitted first on fixed features, then the network is trained end to end.
@@ -82,7 +83,7 @@ class NCutsTrainConfig:
     max_consecutive_skips: int = 20
     init_from: str | None = None
     boundary_weight: float = 10.0
-    exact_crops: bool = False
+    exact_crops: bool = True
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -196,10 +197,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--exact-crops",
-        action="store_true",
-        help="run the trained blocks on each crop plus the context their receptive field needs, and "
-        "never mirror their input, so training sees the features of the whole image (default: off, the "
-        "committed runs' protocol)",
+        action=argparse.BooleanOptionalAction,
+        default=d.exact_crops,
+        help="run the trained blocks on each crop plus the context their receptive field needs, and never "
+        "mirror their input, so training sees the features of the whole image; --no-exact-crops: the bare "
+        "crop, the protocol of the end-to-end runs trained before this option (default: on)",
     )
     parser.add_argument(
         "--batch-size",

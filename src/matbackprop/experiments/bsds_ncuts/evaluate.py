@@ -54,7 +54,7 @@ EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
 DEFAULT_GROUPS = {
     "NCuts on VGG-16, untrained": "runs/ncuts-rank-untrained",
     "DeepNCuts, frozen backbone": "runs/ncuts-rank-frozen",
-    "DeepNCuts, end to end": "runs/ncuts-rank-e2e",
+    "DeepNCuts, end to end": "runs/ncuts-rank-e2e-exact",  # exact crops; bare crops: runs/ncuts-rank-e2e
     "DeepNCuts, end to end from a random head": "runs/ncuts-rank-e2e-scratch",  # SCRATCH=1 of train_ncuts.sh
 }
 #: The group whose runs the combination row mixes with the backbone's edges.

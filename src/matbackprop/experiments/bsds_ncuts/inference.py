@@ -1,6 +1,6 @@
 """Using a trained DeepNCuts run: load it, and embed any image at full resolution.
 
->>> model = load_model("runs/ncuts-rank-e2e/seed0")       # doctest: +SKIP
+>>> model = load_model("runs/ncuts-rank-e2e-exact/seed0")     # doctest: +SKIP
 >>> eigenvalues, Z, edges = embed_image(model, image)     # doctest: +SKIP
 
 ``Z (H, W, k)``: the normalized-cuts embedding with every pixel a node (the head is pointwise, so the

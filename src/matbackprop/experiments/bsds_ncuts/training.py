@@ -170,19 +170,25 @@ RUNTIME_FIELDS = frozenset(
 FIELDS_BEFORE_THEY_EXISTED = {"init_from": None, "boundary_weight": 0.0, "exact_crops": False}
 
 
+def _trains_backbone(values: dict) -> bool:
+    return bool(values.get("train_blocks")) and bool(values.get("epochs"))
+
+
 def finished(cfg: NCutsTrainConfig) -> bool:
     """Whether ``cfg``'s run folder already holds the model ``cfg`` asks for: a ``model.pt`` saved with
     the same training settings, all but :data:`RUNTIME_FIELDS` (``--resume`` with more epochs continues
-    from the checkpoint instead)."""
+    from the checkpoint instead). ``exact_crops`` counts only for runs that train backbone blocks: the
+    others compute the same either way."""
     path = cfg.run_dir / "model.pt"
     if not path.is_file():
         return False
-    saved = load_checkpoint(path).get("train", {})
-    return all(
-        saved.get(f.name, FIELDS_BEFORE_THEY_EXISTED.get(f.name, f.default)) == getattr(cfg, f.name)
-        for f in fields(cfg)
-        if f.name not in RUNTIME_FIELDS
-    )
+    stored = load_checkpoint(path).get("train", {})
+    saved = {f.name: stored.get(f.name, FIELDS_BEFORE_THEY_EXISTED.get(f.name, f.default)) for f in fields(cfg)}
+    wanted = cfg.to_dict()
+    ignored = set(RUNTIME_FIELDS)
+    if not _trains_backbone(saved) and not _trains_backbone(wanted):
+        ignored.add("exact_crops")
+    return all(saved[name] == wanted[name] for name in saved if name not in ignored)
 
 
 def build_model(cfg: NCutsTrainConfig, caches: list[FeatureCache]) -> DeepNCutsNet:
