@@ -87,6 +87,42 @@ def test_write_outputs(cached, tmp_path):
     assert saved["hierarchy"]["ncuts"] == {"G": t["hierarchy"]} and saved["hierarchy"]["ncuts_file"] is None
 
 
+def test_rows_with_different_boundary_images_are_compared_on_the_shared_ones(cached, tmp_path):
+    from matbackprop.experiments.bsds_ncuts.report import write_outputs
+    from matbackprop.metrics import collect_boundaries
+
+    root, ids, runs = cached
+    names = [f"G ({r.name})" for r in runs]
+    seed1 = ScoreCache(root, names[1])
+    regions, _, _ = seed1.get("b")
+    seed1.put("b", regions[0])  # seed1's boundary pass has not reached image b
+    # seed0 misplaces image b's contour, so pooling a and b differs from pooling a alone
+    u, gts, bd = _image(1)
+    wrong = np.zeros_like(u)
+    wrong[:, 2] = 0.8
+    ScoreCache(root, names[0]).put("b", *score_ucm(wrong, gts, HumanBoundaries(bd)))
+    args = argparse.Namespace(
+        split="test",
+        results=str(tmp_path / "b.json"),
+        per_image=None,
+        report=str(tmp_path / "r.md"),
+        figures=str(tmp_path / "fig"),
+        data="unused",
+    )
+    payload = write_outputs(args, ids, root, names, {"G": runs}, human=False, seconds=1.0)
+    assert [payload["methods"][n]["boundary_images"] for n in names] == [2, 1]
+    common = payload["boundary_on_shared_images"]
+    assert common["images"] == 1 and set(common["methods"]) == set(names)
+    for n in names:  # pooled over image a alone, the one both rows have
+        only_a = collect_boundaries([ScoreCache(root, n).get("a")[1]])
+        assert common["methods"][n]["boundary_f_ods"] == pytest.approx(only_a.ods_f)
+    assert common["methods"][names[0]]["boundary_f_ods"] != payload["methods"][names[0]]["boundary_f_ods"]
+    # the seed mean leaves out boundary columns that pool different images
+    group = payload["groups"]["G (2 seeds)"]
+    assert "covering_ods" in group and "boundary_f_ods" not in group
+    assert "On the 1 images whose boundary counts every row has" in (tmp_path / "r.md").read_text()
+
+
 def _run(folder, epochs: int, init_from=None) -> None:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"init_from": str(init_from) if init_from else None}))

@@ -91,6 +91,21 @@ def summarise(
     return out, have
 
 
+def common_boundaries(root: Path, ids: list[str], methods: list[str]) -> dict:
+    """Boundary F (ODS, OIS) and AP of every method with boundary counts, pooled over the images among
+    ``ids`` that all of them have counts for, so rows whose boundary pass covers different images can
+    be compared (``{"images": [...], "methods": {name: {...}}}``; no methods: no counts anywhere)."""
+    caches = [ScoreCache(root, m) for m in methods]
+    caches = [c for c in caches if any(c.has_boundaries(i) for i in ids)]
+    shared = [i for i in ids if all(c.has_boundaries(i) for c in caches)]
+    out: dict[str, dict] = {}
+    if shared:
+        for c in caches:
+            b = collect_boundaries([c.get(i)[1] for i in shared])
+            out[c.method] = {"boundary_f_ods": b.ods_f, "boundary_f_ois": b.ois_f, "boundary_ap": b.ap}
+    return {"images": shared, "methods": out}
+
+
 def _per_image(cache: ScoreCache, ids: list[str]) -> dict[str, dict[str, float]]:
     out = {}
     for i in ids:
@@ -149,11 +164,19 @@ def write_outputs(
         rows = [table[n] for n in names if n in table]
         if len(runs) > 1 and rows and len({images[n] for n in names if n in images}) == 1:
             keys = [k for k in METRICS if all(k in r for r in rows)]
+            if len({r.get("boundary_images") for r in rows}) > 1:  # seeds' boundary columns pool different images
+                keys = [k for k in keys if not k.startswith("boundary_")]
             groups_out[f"{g} ({len(rows)} seeds)"] = {k: {**mean_std(r[k] for r in rows), "n": len(rows)} for k in keys}
     trained_rows = [run_method_name(g, r, len(rs)) for g, rs in groups.items() for r in rs]
     against_edges = (
         _against(root, ids, [n for n in trained_rows if n in table], EDGES_ROW) if EDGES_ROW in table else {}
     )
+    boundary_counts = {n: m["boundary_images"] for n, m in table.items() if "boundary_images" in m}
+    common = None
+    if len(set(boundary_counts.values())) > 1:  # rows pool different images: compare them on the shared ones
+        limit = getattr(args, "boundary_limit", None)
+        shared = common_boundaries(root, ids[:limit], list(boundary_counts))
+        common = {"images": len(shared["images"]), "methods": shared["methods"]}
     human_row = None
     if human:
         hc = ScoreCache(root, ROW_NAMES["human"])
@@ -181,6 +204,8 @@ def write_outputs(
         "groups": groups_out,
         # covering ODS of each trained row minus the edges row's, paired bootstrap over the shared images
         "covering_ods_against_edges": against_edges,
+        # boundary columns on the images that every row with boundary counts covers (when they differ)
+        "boundary_on_shared_images": common,
         "quoted": QUOTED,
         "goals": GOALS,
         "seconds_per_image": timing,
@@ -294,6 +319,18 @@ def _write_markdown(args, payload: dict) -> None:
         "Per-image scores (best threshold per image) are in the per-image JSON beside the results file.",
         f"Evaluation wall time of this command: {payload['wall_seconds'] / 60:.1f} min.",
     ]
+    common = payload.get("boundary_on_shared_images")
+    if common and common["methods"]:
+        lines += [
+            "",
+            "The boundary columns above pool different images for different rows. On the "
+            f"{common['images']} images whose boundary counts every row has:",
+            "",
+            "| method | bdry F ODS | bdry F OIS | bdry AP |",
+            "|---|---|---|---|",
+        ]
+        for name, m in common["methods"].items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(m, k) for k in METRICS[-3:]) + " |")
     gaps = payload.get("covering_ods_against_edges") or {}
     if gaps:
         g0 = next(iter(gaps.values()))
