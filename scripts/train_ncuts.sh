@@ -17,7 +17,7 @@
 # default all 200), EPOCHS epochs per stage (default 8), VAL val images for the val loss, THREADS torch
 # threads per run; PREFIX names the run folders (default ncuts-rank, as above). BOUNDARY_WEIGHT (default
 # 10, chosen on val among 1, 10 and 30) weighs the grid-edge ranking loss added to the projector loss
-# in every stage (docs/results_bsds500.md, "A training signal closer to the benchmark"). The earlier
+# in every stage (docs/bsds500_protocol.md, "A training signal closer to the benchmark"). The earlier
 # protocols, trained on the projector loss alone, are:
 #   PREFIX=ncuts-long BOUNDARY_WEIGHT=0 E2E_CROPS=bare bash scripts/train_ncuts.sh
 #   PREFIX=ncuts LIMIT=100 EPOCHS=3 SCRATCH=1 BOUNDARY_WEIGHT=0 E2E_CROPS=bare bash scripts/train_ncuts.sh
