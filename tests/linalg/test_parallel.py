@@ -233,6 +233,11 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
             torch.save(
                 {"grads": grads, "threads": torch.get_num_threads(), "split": len(parallel._pool.workers) > 0}, out
             )
+        # Both ranks finish their collectives before either tears its process group down: once in CI,
+        # rank 1 (which saves nothing, so it reaches the teardown first) aborted with "terminate called
+        # without an active exception" while rank 0 was still running.
+        dist.barrier()
+        del model, loss
     finally:
         dist.destroy_process_group()
 
