@@ -1,5 +1,6 @@
-"""The score cache of a trained row follows its model's weights and its row setting (hierarchy or
-combination): kept while they are unchanged, moved aside and recomputed when one changes."""
+"""The score cache of a trained row follows its model's weights, its row setting (hierarchy or
+combination) and the embedding stride: kept while they are unchanged, moved aside and recomputed when
+one changes."""
 
 import hashlib
 import json
@@ -8,6 +9,8 @@ import torch
 
 from matbackprop.experiments.bsds_ncuts.cache_validity import (
     MODEL_MARKER,
+    STRIDE_RECORD,
+    UNRECORDED_STRIDE,
     check_cache,
     file_fingerprint,
     weights_fingerprint,
@@ -110,3 +113,22 @@ def test_combination_cache_without_a_record_is_recomputed(tmp_path):
     logs = []
     check_cache(cache, root, run, logs.append, Combination(0.95))
     assert not (cache.dir / "100007.npz").exists() and _stale(root) == [cache.dir.name]
+
+
+def test_cache_follows_the_embedding_stride(tmp_path):
+    run, root, cache = _cached_run(tmp_path)
+    logs = []
+    check_cache(cache, root, run, logs.append, DEFAULT_HIERARCHY)  # default: the stride of unrecorded caches
+    (cache.dir / STRIDE_RECORD).unlink()  # as a cache written before strides were recorded
+    check_cache(cache, root, run, logs.append, DEFAULT_HIERARCHY, stride=UNRECORDED_STRIDE)
+    assert (cache.dir / "100007.npz").is_file() and logs == []
+    check_cache(cache, root, run, logs.append, DEFAULT_HIERARCHY, stride=1)
+    assert not (cache.dir / "100007.npz").exists(), "scores of another stride must be recomputed"
+    assert _stale(root) == [cache.dir.name]
+    assert logs == [
+        f"DeepNCuts: the embedding stride changed ({UNRECORDED_STRIDE} -> 1) since its cached scores; recomputing"
+    ]
+    assert (cache.dir / STRIDE_RECORD).read_text().strip() == "1"
+    (cache.dir / "100007.npz").write_bytes(b"stride-1 scores")
+    check_cache(cache, root, run, logs.append, DEFAULT_HIERARCHY, stride=1)  # same stride: kept
+    assert (cache.dir / "100007.npz").read_bytes() == b"stride-1 scores" and len(logs) == 1

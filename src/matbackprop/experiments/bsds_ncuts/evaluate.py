@@ -279,9 +279,9 @@ def _score_models(
     names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
     caches = {n: ScoreCache(root, n) for n in names}
     for n, run in runs.items():
-        check_cache(caches[n], root, run, log, hierarchies[n])
+        check_cache(caches[n], root, run, log, hierarchies[n], args.stride)
     for n, (source, setting) in combos.items():
-        check_cache(caches[n], root, runs[source], log, setting)
+        check_cache(caches[n], root, runs[source], log, setting, args.stride)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
     log(f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score")
     if not todo:
