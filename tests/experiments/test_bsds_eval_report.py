@@ -83,8 +83,10 @@ def test_write_outputs(cached, tmp_path):
         "covering_ods_threshold": pytest.approx(s0["covering_threshold"]),
         "split": "test",
         "hierarchy": {"sigma": 2.0, "power": 0.5, "oriented": True},  # no choice file: the defaults
+        "stride": 4,
     }
     assert saved["hierarchy"]["ncuts"] == {"G": t["hierarchy"]} and saved["hierarchy"]["ncuts_file"] is None
+    assert saved["hierarchy"]["stride"] == {"G": 4}
 
 
 def test_rows_with_different_boundary_images_are_compared_on_the_shared_ones(cached, tmp_path):

@@ -247,6 +247,8 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
         str(choice),
         "--hierarchy",
         str(hierarchy),
+        "--strides",
+        str(tmp_path / "strides.json"),  # absent until tuned below: the training grid
     ]
     parser = argparse.ArgumentParser()
     bsds_ncuts.add_eval_arguments(parser)
@@ -294,6 +296,7 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     stored = json.loads((out / "seed0" / "ucm_threshold.json").read_text())
     assert stored["hierarchy"] == record["groups"][group]["chosen"]
     assert stored["covering_ods_threshold"] == payload["methods"][group]["covering_threshold"]
+    assert stored["stride"] == 4 and payload["hierarchy"]["stride"][group] == 4
 
     # --cached-boundaries writes the table from the cache without running the boundary benchmark
     # (nothing is cached for these rows, so no boundary column); without it the pass scores the image.
@@ -316,6 +319,28 @@ def test_tiny_train_and_eval_end_to_end(tmp_path):
     assert all("boundary_f_ods" not in m for m in cached["methods"].values())
     assert bsds_ncuts.evaluate(parser.parse_args(bounded)) == 0
     assert all(m["boundary_images"] == 1 for m in json.loads((tmp_path / "c.json").read_text())["methods"].values())
+
+    # Per-group embedding stride: chosen on val after the hierarchy, then the test row follows it; the
+    # combination, chosen at stride 4, is refused for a group now at another stride.
+    from matbackprop.experiments.bsds_ncuts.stride_choice import DEFAULT_STRIDE
+
+    assert bsds_ncuts.evaluate(parser.parse_args([*common, "--tune-stride", "--tune-images", "1"])) == 0
+    strides = json.loads((tmp_path / "strides.json").read_text())
+    entry = strides["groups"][group]
+    assert set(entry["by_stride"]) == {"4", "1"} and entry["hierarchy"] == record["groups"][group]["chosen"]
+    measures = {int(s): (m["covering_ods"], m["pri_ods"], m["vi_ods"]) for s, m in entry["by_stride"].items()}
+    assert entry["chosen"] == choose(measures, default=DEFAULT_STRIDE)
+    assert all(0 <= n <= 1 for n in entry["images_better_than_default"]["1"].values())
+    forced = [*common, "--stride", "1"]
+    with pytest.raises(ValueError, match="chosen with the embedding at stride 4"):
+        bsds_ncuts.evaluate(parser.parse_args([*forced, *rest, *files, "--cache", str(tmp_path / "cc")]))
+    no_combination = [*forced, "--combination", str(tmp_path / "none.json")]
+    assert (
+        bsds_ncuts.evaluate(parser.parse_args([*no_combination, *rest, *files, "--cache", str(tmp_path / "cc")])) == 0
+    )
+    payload = json.loads((tmp_path / "c.json").read_text())
+    assert payload["hierarchy"]["stride"][group] == 1
+    assert json.loads((out / "seed0" / "ucm_threshold.json").read_text())["stride"] == 1
 
 
 def _saved_run(tmp_path: Path, name: str, net_config, seed: int) -> tuple[Path, "torch.nn.Module"]:

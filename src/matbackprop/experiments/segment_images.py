@@ -12,8 +12,9 @@ ultrametric contour map (:func:`matbackprop.segmentation.embedding_ucm`). Writte
 
 The threshold is ``--threshold`` if given, else the covering-ODS threshold that ``matbackprop eval
 ncuts`` stored in ``RUN_DIR/ucm_threshold.json``, else :data:`DEFAULT_THRESHOLD`. The hierarchy settings
-(derivative sigma, level power, oriented watershed) are the ones that threshold was found with, recorded
-in the same file (the run's group's val choice), else the defaults.
+(derivative sigma, level power, oriented watershed) and the embedding stride are the ones that threshold
+was found with, recorded in the same file (the run's group's val choices), else the defaults; ``--stride``
+overrides the stride.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,7 @@ __all__ = [
     "segment_image",
     "resolve_threshold",
     "read_threshold_record",
+    "ThresholdRecord",
     "DEFAULT_THRESHOLD",
     "THRESHOLD_FILE",
 ]
@@ -60,7 +62,7 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         choices=[1, 2, 4, 8],
-        help="grid stride of the embedding (default: the evaluation's)",
+        help="grid stride of the embedding (default: the one the run's threshold was found with)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 
@@ -75,14 +77,25 @@ def _run_dir(run: str | Path) -> Path:
     return seeds[0]
 
 
-def read_threshold_record(path: Path) -> tuple[float, str | None, Hierarchy]:
-    """``(threshold, split, hierarchy settings)`` of a ``ucm_threshold.json``; a record written before the
-    settings were stored was made with the default ones."""
+class ThresholdRecord(NamedTuple):
+    """A run's covering-ODS threshold, the split it was found on, and the settings it belongs to."""
+
+    threshold: float
+    split: str | None
+    hierarchy: Hierarchy
+    stride: int
+
+
+def read_threshold_record(path: Path) -> ThresholdRecord:
+    """The contents of a ``ucm_threshold.json``; a record written before the settings (or the stride)
+    were stored was made with the default ones (stride 4, the only one used then)."""
     from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
+    from .bsds_ncuts.stride_choice import DEFAULT_STRIDE
 
     record = json.loads(path.read_text())
     hierarchy = Hierarchy(**record["hierarchy"]) if "hierarchy" in record else DEFAULT_HIERARCHY
-    return float(record["covering_ods_threshold"]), record.get("split"), hierarchy
+    stride = int(record.get("stride", DEFAULT_STRIDE))
+    return ThresholdRecord(float(record["covering_ods_threshold"]), record.get("split"), hierarchy, stride)
 
 
 def run_hierarchy(run_dir: Path) -> Hierarchy:
@@ -90,7 +103,15 @@ def run_hierarchy(run_dir: Path) -> Hierarchy:
     from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY
 
     path = run_dir / THRESHOLD_FILE
-    return read_threshold_record(path)[2] if path.is_file() else DEFAULT_HIERARCHY
+    return read_threshold_record(path).hierarchy if path.is_file() else DEFAULT_HIERARCHY
+
+
+def run_stride(run_dir: Path) -> int:
+    """The embedding stride of a run's stored threshold, or the training grid when it has none."""
+    from .bsds_ncuts.stride_choice import DEFAULT_STRIDE
+
+    path = run_dir / THRESHOLD_FILE
+    return read_threshold_record(path).stride if path.is_file() else DEFAULT_STRIDE
 
 
 def resolve_threshold(run_dir: Path, threshold: float | None) -> tuple[float, str]:
@@ -101,7 +122,7 @@ def resolve_threshold(run_dir: Path, threshold: float | None) -> tuple[float, st
         return float(threshold), "--threshold"
     path = run_dir / THRESHOLD_FILE
     if path.is_file():
-        return read_threshold_record(path)[0], str(path)
+        return read_threshold_record(path).threshold, str(path)
     return DEFAULT_THRESHOLD, "default (no evaluated threshold in the run folder)"
 
 
@@ -139,14 +160,13 @@ def segment(args: argparse.Namespace) -> int:
 
     from ..metrics import ucm_to_segmentation
     from .bsds_ncuts import load_model
-    from .bsds_ncuts.evaluate import STRIDE
     from .bsds_ncuts.figures import overlay_boundaries
 
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = _run_dir(args.run)
     threshold, source = resolve_threshold(run_dir, args.threshold)
-    stride = args.stride or STRIDE
+    stride = args.stride or run_stride(run_dir)
     hierarchy = run_hierarchy(run_dir)
     paths = [Path(p) for p in args.images]
     missing = [str(p) for p in paths if not p.is_file()]

@@ -8,7 +8,7 @@ ODS/OIS; boundary F at ODS/OIS and AP):
 - "HED edges -> UCM": the backbone's own edge output through the same hierarchy, no NCuts layer;
 - one row per trained run (untrained NCuts on VGG, frozen-backbone DeepNCuts, end-to-end DeepNCuts per
   seed; the seeds of a group are then summarised as mean ± sample std): the embedding of
-  :func:`.inference.embed_image_many` on the ``--stride`` grid -> spectral boundaries (gPb's sPb on the
+  :func:`.inference.embed_image_many` on the group's grid -> spectral boundaries (gPb's sPb on the
   eigenvectors) -> the same hierarchy (:func:`matbackprop.segmentation.embedding_ucm`).
 
 - the combination row (:mod:`.combination`): the end-to-end embedding's spectral boundaries mixed with
@@ -19,7 +19,9 @@ Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<m
 interrupted evaluation resumes where it stopped and adding a row scores only that row. Each NCuts
 group's hierarchy settings (:mod:`.hierarchy_choice`: derivative sigma, level power, oriented watershed)
 are chosen on the val split (``--tune-hierarchy`` writes them, ``--hierarchy`` names the file), never on
-test; a cache records the settings its UCMs were made with and is recomputed when they change.
+test; so is each group's embedding stride (:mod:`.stride_choice`: the training grid or full
+resolution; ``--tune-stride`` writes it, ``--strides`` names the file, ``--stride`` overrides it for every
+group). A cache records the settings and stride its UCMs were made with and is recomputed when they change.
 """
 
 from __future__ import annotations
@@ -27,29 +29,28 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...segmentation.scores import ScoreCache, method_slug, score_ucm
+from ...segmentation.scores import method_slug
 from ...train.checkpoint import load_checkpoint
-from ..bsds_baselines import ROW_NAMES, load_ucm, save_ucm, score_boundary_pass, score_rows
-from .cache_validity import check_cache
-from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, Combination, combined_ucms, load_choice
+from ..bsds_baselines import ROW_NAMES, load_ucm, score_boundary_pass, score_rows
+from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
 from .hierarchy_choice import DEFAULT_HIERARCHY, DEFAULT_HIERARCHY_CHOICE, Hierarchy, load_hierarchies
+from .stride_choice import DEFAULT_STRIDE, DEFAULT_STRIDE_CHOICE, load_strides
+from .trained_rows import EDGES_POWER, EDGES_ROW, model_ucms, score_trained_rows
 
 __all__ = ["add_eval_arguments", "evaluate", "STRIDE", "EDGES_ROW", "DEFAULT_GROUPS", "model_ucms"]
 
 QUICK_TEST_IMAGES = 20
 QUICK_BOUNDARY_IMAGES = 5  # the boundary benchmark costs ~10 s per image and method even after its speed-up
-#: Grid stride of the NCuts embedding at test time (the rows' other hierarchy settings: .hierarchy_choice).
-STRIDE = 4
-#: Level spacing of the "edges -> UCM" row (chosen on val images).
-EDGES_POWER = 1.0
-EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
+#: Grid stride of the NCuts embedding of a group without a val choice (the choices: .stride_choice).
+STRIDE = DEFAULT_STRIDE
 #: Table groups of trained runs: name -> run folder holding seed*/model.pt.
 DEFAULT_GROUPS = {
     "NCuts on VGG-16, untrained": "runs/ncuts-rank-untrained",
@@ -105,9 +106,21 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stride",
         type=int,
-        default=STRIDE,
+        default=None,
         choices=[1, 2, 4, 8],
-        help="grid stride of the NCuts embedding at test time (default: %(default)s)",
+        help="grid stride of the NCuts embedding of every group (default: each group's val choice in "
+        f"--strides; a group it does not name: {STRIDE})",
+    )
+    parser.add_argument(
+        "--strides",
+        default=DEFAULT_STRIDE_CHOICE,
+        help="val-chosen embedding stride of each NCuts group (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tune-stride",
+        action="store_true",
+        help="choose each group's embedding stride (the training grid 4 or full resolution 1) on the val "
+        "split (each group's seed of lowest val loss, at its chosen hierarchy), write --strides, and stop",
     )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["human", "gpb", "classic", "edges"], help="rows to leave out"
@@ -160,14 +173,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--tune-images",
         type=int,
         default=100,
-        help="the first N val images for --tune-combination and --tune-hierarchy (default: %(default)s, the "
-        "whole split; 20 proved too few to choose between the training protocols)",
+        help="the first N val images for --tune-combination, --tune-hierarchy and --tune-stride (default: "
+        "%(default)s, the whole split; 20 proved too few to choose between the training protocols)",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=usable_cores(),
-        help="processes for the boundary benchmark, one image each (default: the usable cores, %(default)s)",
+        help="processes for the trained rows and the boundary benchmark, one image each (default: the usable "
+        "cores, %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
 
@@ -195,130 +209,6 @@ def _groups(args: argparse.Namespace) -> dict[str, list[Path]]:
     return out
 
 
-def run_method_name(group: str, run: Path, n_runs: int) -> str:
-    return group if n_runs == 1 else f"{group} ({run.name})"
-
-
-@torch.no_grad()
-def model_ucms(
-    models: dict,
-    image: np.ndarray,
-    stride: int,
-    hierarchies: dict[str, Hierarchy],
-    want_edges: bool,
-    combos: dict[str, tuple[str, Combination]] | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """UCMs of every model's embedding of one image, and the UCM of the backbone's edges.
-
-    ``hierarchies`` gives each model's settings (default :data:`.DEFAULT_HIERARCHY`). ``combos`` maps a
-    combination row's name to ``(model name, setting)``: that model's embedding mixed with the edges
-    (:func:`.combination.combined_ucms`), returned under the row's name.
-    """
-    from ...segmentation import edges_ucm, embedding_ucm
-    from .inference import embed_image_many
-
-    out: dict[str, np.ndarray] = {}
-    edges = None
-    H, W = image.shape[:2]
-    for backbone in sorted({m.config.backbone for m in models.values()}):
-        # models of one backbone share its forward pass
-        same = {n: m for n, m in models.items() if m.config.backbone == backbone}
-        per_model, e = embed_image_many(same, image, stride=stride)
-        edges = e if e is not None else edges
-        for name, (ev, Z) in per_model.items():
-            h, w, k = Z.shape
-            s = hierarchies.get(name, DEFAULT_HIERARCHY)
-            out[name] = embedding_ucm(
-                Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=s.sigma, power=s.power, oriented=s.oriented
-            )
-            mine = {c: setting for c, (source, setting) in (combos or {}).items() if source == name}
-            if mine and e is not None:
-                ucms = combined_ucms(
-                    Z.reshape(h * w, k),
-                    ev,
-                    e.double().numpy(),
-                    (h, w),
-                    (H, W),
-                    list(mine.values()),
-                    DEFAULT_HIERARCHY.sigma,  # the scale the combination's weight was chosen with
-                )
-                out.update(zip(mine, ucms))
-    edge_ucm = None
-    if want_edges and edges is not None:
-        edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
-    return out, edge_ucm
-
-
-def _score_models(
-    args,
-    groups: dict[str, list[Path]],
-    ids: list[str],
-    data,
-    root: Path,
-    log,
-    combination: tuple[str, Combination] | None = None,
-) -> list[str]:
-    """Score every run (and the edges row) on ``ids``; returns the method names in table order.
-
-    ``combination``: ``(group, setting)``, the group whose runs also get a combination row."""
-    from .inference import load_model
-
-    runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
-    chosen = load_hierarchies(args.hierarchy, groups)
-    hierarchies = {
-        run_method_name(g, r, len(rs)): chosen.get(g, DEFAULT_HIERARCHY) for g, rs in groups.items() for r in rs
-    }
-    combos: dict[str, tuple[str, Combination]] = {}
-    if combination is not None and combination[0] in groups:
-        g, setting = combination
-        rs = groups[g]
-        combos = {
-            run_method_name(g + COMBINED_SUFFIX, r, len(rs)): (run_method_name(g, r, len(rs)), setting) for r in rs
-        }
-    want_edges = "edges" not in args.skip
-    names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
-    caches = {n: ScoreCache(root, n) for n in names}
-    for n, run in runs.items():
-        check_cache(caches[n], root, run, log, hierarchies[n], args.stride)
-    for n, (source, setting) in combos.items():
-        check_cache(caches[n], root, runs[source], log, setting, args.stride)
-    todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
-    log(f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score")
-    if not todo:
-        return names
-    models = {n: load_model(r) for n, r in runs.items()}
-    vgg = {n: m for n, m in models.items() if m.config.backbone.startswith("vgg")}
-    index = {i: n for n, i in enumerate(data.ids)}
-    for count, image_id in enumerate(todo):
-        t0 = time.perf_counter()
-        item = data[index[image_id]]
-        combo_missing = {c: v for c, v in combos.items() if not caches[c].has(image_id)}
-        sources = {source for source, _ in combo_missing.values()}
-        missing = {n: models[n] for n in runs if not caches[n].has(image_id) or n in sources}
-        edge_missing = want_edges and bool(vgg) and not caches[EDGES_ROW].has(image_id)
-        if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
-            name = next(iter(vgg))
-            missing = {name: vgg[name]}
-        ucms, edge_ucm = model_ucms(missing, item["image"], args.stride, hierarchies, edge_missing, combo_missing)
-        if edge_ucm is not None:
-            ucms[EDGES_ROW] = edge_ucm
-        t1 = time.perf_counter()
-        for name, ucm2 in ucms.items():
-            if caches[name].has(image_id):
-                continue
-            save_ucm(root / "ucm" / method_slug(name) / f"{image_id}.npz", ucm2)
-            ts = time.perf_counter()
-            regions, _ = score_ucm(ucm2, item["segmentations"], None)  # boundaries: second pass
-            caches[name].put(
-                image_id, regions, seconds=np.array([(t1 - t0) / max(len(ucms), 1), time.perf_counter() - ts])
-            )
-        log(
-            f"trained rows: {count + 1}/{len(todo)} {image_id}: embed+UCM {t1 - t0:.1f}s, "
-            f"scoring {time.perf_counter() - t1:.1f}s for {len(ucms)} methods"
-        )
-    return names
-
-
 def evaluate(args: argparse.Namespace) -> int:
     """Score every row on the split; write the JSON files, the Markdown table and the figures."""
     from ...data.bsds500 import BSDS500
@@ -340,11 +230,20 @@ def evaluate(args: argparse.Namespace) -> int:
     for runs in groups.values():  # refuse an unsafe or damaged model.pt before any work (weights-only load)
         for run in runs:
             load_checkpoint(run / "model.pt")
-    if args.tune_hierarchy:
+    if args.tune_hierarchy:  # at the training grid unless --stride says otherwise: the stride is chosen next
         from .hierarchy_choice import tune as tune_hierarchy
 
-        tune_hierarchy(groups, args.data, args.tune_images, args.stride, args.hierarchy, log)
+        tune_hierarchy(groups, args.data, args.tune_images, args.stride or STRIDE, args.hierarchy, log)
         return 0
+    hierarchies = load_hierarchies(args.hierarchy, groups)
+    if args.tune_stride:
+        from .stride_choice import tune as tune_stride
+
+        tune_stride(groups, hierarchies, args.data, args.tune_images, args.strides, log)
+        return 0
+    group_strides = group_stride_choice(args, groups, hierarchies)
+    args.group_strides = group_strides  # recorded in --results
+    log("embedding stride per group: " + ", ".join(f"{g} {s}" for g, s in group_strides.items()))
     if args.tune_combination:
         from .combination import lowest_val_loss_run, tune
 
@@ -356,7 +255,7 @@ def evaluate(args: argparse.Namespace) -> int:
             run,
             args.data,
             args.tune_images,
-            args.stride,
+            group_strides[COMBINE_GROUP],
             DEFAULT_HIERARCHY.sigma,
             args.combination,
             log,
@@ -365,6 +264,8 @@ def evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     choice = load_choice(args.combination, groups.get(COMBINE_GROUP)) if args.split == "test" else None
+    if choice is not None and COMBINE_GROUP in groups:
+        check_combination_stride(args.combination, choice[1], group_strides[COMBINE_GROUP])
     combination = (COMBINE_GROUP, choice[0]) if choice is not None else None
     data = BSDS500(args.data, args.split)
     ids = data.ids[:limit]
@@ -372,7 +273,18 @@ def evaluate(args: argparse.Namespace) -> int:
     baseline_rows = [r for r in ("human", "gpb", "classic") if r not in skip]
     # regions first for every row (cheap), then the boundary benchmark (slow) image by image
     score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False)
-    model_names = _score_models(args, groups, ids, data, root, log, combination)
+    model_names = score_trained_rows(
+        groups,
+        ids,
+        data,
+        root,
+        log,
+        hierarchies,
+        group_strides,
+        combination,
+        want_edges="edges" not in skip,
+        workers=args.workers,
+    )
     methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
     if not args.cached_boundaries:
         score_boundary_pass(
@@ -392,6 +304,28 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(Path(args.report).read_text())
     return 0
+
+
+def group_stride_choice(
+    args: argparse.Namespace, groups: Mapping[str, list[Path]], hierarchies: Mapping[str, Hierarchy]
+) -> dict[str, int]:
+    """Each group's embedding stride: ``--stride`` for all, else its val choice (``--strides``), else
+    :data:`STRIDE`."""
+    if args.stride is not None:
+        return {g: args.stride for g in groups}
+    chosen = load_strides(args.strides, groups, {g: hierarchies.get(g, DEFAULT_HIERARCHY) for g in groups})
+    return {g: chosen.get(g, STRIDE) for g in groups}
+
+
+def check_combination_stride(path: str | Path, record: dict, stride: int) -> None:
+    """Refuse a combination chosen on another embedding grid than the one its group now uses (a record
+    without a stride was chosen at :data:`STRIDE`, the only one before strides were recorded)."""
+    made_at = int(record.get("stride", STRIDE))
+    if made_at != stride:
+        raise ValueError(
+            f"{path}: the combination was chosen with the embedding at stride {made_at}, its group "
+            f"'{COMBINE_GROUP}' now uses stride {stride}; choose it again with --tune-combination"
+        )
 
 
 def load_method_ucm(root: Path, method: str, image_id: str, data_root: str, split: str) -> np.ndarray | None:

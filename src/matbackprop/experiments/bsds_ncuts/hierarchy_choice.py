@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -35,10 +36,13 @@ __all__ = [
     "GRID",
     "DEFAULT_HIERARCHY_CHOICE",
     "choose",
+    "tuning_run",
     "tune",
     "load_hierarchies",
     "ucms",
 ]
+
+S = TypeVar("S")
 
 #: Where ``--tune-hierarchy`` writes the choices and ``eval ncuts`` / ``segment`` read them.
 DEFAULT_HIERARCHY_CHOICE = "results/bsds500_val_hierarchy.json"
@@ -81,11 +85,12 @@ def ucms(
     return [out[s] for s in settings]
 
 
-def choose(scores: Mapping[Hierarchy, tuple[float, float, float]]) -> Hierarchy:
+def choose(scores: Mapping[S, tuple[float, float, float]], default: S = DEFAULT_HIERARCHY) -> S:  # type: ignore[assignment]
     """The setting a group uses, from each setting's ``(covering, PRI, VI)`` at ODS (VI: lower is better).
 
-    :data:`DEFAULT_HIERARCHY` unless a setting is at least as good on all three and better on one (values
-    compared at 4 decimals); among those, the best covering (ties: the earlier setting in ``scores``).
+    ``default`` (:data:`DEFAULT_HIERARCHY`, or any other kind of setting, e.g. an embedding stride) unless
+    a setting is at least as good on all three and better on one (values compared at 4 decimals); among
+    those, the best covering (ties: the earlier setting in ``scores``).
 
     >>> d, s = DEFAULT_HIERARCHY, Hierarchy(sigma=4.0)
     >>> choose({d: (0.49, 0.787, 2.117), s: (0.50, 0.772, 2.149)}) == d      # more covering, less PRI
@@ -93,18 +98,18 @@ def choose(scores: Mapping[Hierarchy, tuple[float, float, float]]) -> Hierarchy:
     >>> choose({d: (0.49, 0.787, 2.117), s: (0.50, 0.787, 2.100)}) == s      # better or equal on all
     True
     """
-    if DEFAULT_HIERARCHY not in scores:
+    if default not in scores:
         raise ValueError("the default setting must be scored: it is what a change is measured against")
     r = {h: (round(c, 4), round(p, 4), -round(v, 4)) for h, (c, p, v) in scores.items()}
-    base = r[DEFAULT_HIERARCHY]
+    base = r[default]
     better = [h for h, x in r.items() if all(a >= b for a, b in zip(x, base)) and x != base]
     if not better:
-        return DEFAULT_HIERARCHY
+        return default
     order = list(scores)
     return max(better, key=lambda h: (r[h][0], -order.index(h)))
 
 
-def _group_run(runs: Sequence[Path]) -> Path:
+def tuning_run(runs: Sequence[Path]) -> Path:
     """The run a group is tuned with: its only run, or the seed of lowest final val loss."""
     return runs[0] if len(runs) == 1 else lowest_val_loss_run(runs)
 
@@ -128,7 +133,7 @@ def tune(
 
     data = BSDS500(data_root, "val")
     ids = data.ids[:limit]
-    chosen_runs = {g: _group_run(list(runs)) for g, runs in groups.items()}
+    chosen_runs = {g: tuning_run(list(runs)) for g, runs in groups.items()}
     models = {g: load_model(run) for g, run in chosen_runs.items()}
     regions: dict[str, dict[Hierarchy, list]] = {g: {s: [] for s in GRID} for g in groups}
     started = time.perf_counter()

@@ -68,22 +68,25 @@ def embed_image(
 
 
 def embed_image_many(
-    models: Mapping[str, DeepNCutsNet], image: np.ndarray, stride: int = 1
+    models: Mapping[str, DeepNCutsNet], image: np.ndarray, stride: int | Mapping[str, int] = 1
 ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
     """:func:`embed_image` for several models of the same backbone at once: the pretrained backbone runs
     once (conv1-conv3 and the pristine conv4/conv5, which the untrained and frozen models use as they
-    are), each end-to-end model adds only its own trained blocks. Returns ``({name: (eigenvalues, Z)},
-    edges)``; the results equal :func:`embed_image`'s."""
+    are), each end-to-end model adds only its own trained blocks. ``stride``: one for all, or one per
+    name (the same model may appear under several names, e.g. at two strides). Returns ``({name:
+    (eigenvalues, Z)}, edges)``; the results equal :func:`embed_image`'s."""
     if not models:
         return {}, None
     names = list(models)
     backbones = {models[n].config.backbone for n in names}
     if len(backbones) > 1:
         raise ValueError(f"embed_image_many: the models must share a backbone, got {sorted(backbones)}")
-    if stride < 1:
-        raise ValueError(f"embed_image_many: stride must be >= 1, got {stride}")
+    strides = {n: stride for n in names} if isinstance(stride, int) else {n: stride[n] for n in names}
+    bad = {n: s for n, s in strides.items() if s < 1}
+    if bad:
+        raise ValueError(f"embed_image_many: strides must be >= 1, got {bad}")
     image = np.asarray(image)
     first = models[names[0]]
     pristine = first.pristine_blocks(image)
-    out = {n: models[n].embed_from_pristine(pristine, image, stride) for n in names}
+    out = {n: models[n].embed_from_pristine(pristine, image, strides[n]) for n in names}
     return out, first.hed_edges(pristine, (image.shape[0], image.shape[1]))

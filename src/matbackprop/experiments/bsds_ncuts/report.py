@@ -140,8 +140,9 @@ def write_outputs(
     args, ids: list[str], root: Path, methods: list[str], groups: dict[str, list[Path]], human: bool, seconds: float
 ) -> dict:
     """Write ``--results``, the per-image JSON, ``--report`` and the figures; return the summary."""
-    from .evaluate import EDGES_ROW, run_method_name
+    from .evaluate import EDGES_ROW, STRIDE
     from .hierarchy_choice import DEFAULT_HIERARCHY, load_hierarchies
+    from .trained_rows import run_method_name
 
     table: dict[str, dict] = {}
     per_image: dict[str, dict] = {}
@@ -157,7 +158,9 @@ def write_outputs(
             timing[name] = _seconds(cache, ids)
     chosen = load_hierarchies(getattr(args, "hierarchy", None))
     hierarchies = {g: chosen.get(g, DEFAULT_HIERARCHY) for g in groups}
-    _store_thresholds(groups, table, args.split, hierarchies)
+    group_strides = getattr(args, "group_strides", None) or {}
+    strides = {g: group_strides.get(g, getattr(args, "stride", None) or STRIDE) for g in groups}
+    _store_thresholds(groups, table, args.split, hierarchies, strides)
     groups_out: dict[str, dict] = {}
     for g, runs in groups.items():
         names = [run_method_name(g, r, len(runs)) for r in runs]
@@ -193,7 +196,9 @@ def write_outputs(
         "protocol": "99 UCM thresholds 0.01..0.99; covering pooled over annotators; VI in bits; "
         "boundary F with 0.0075-diagonal matching (matbackprop.metrics, validated on the official fixture)",
         "hierarchy": {
-            "stride": getattr(args, "stride", None),
+            # the embedding grid of each NCuts group (a combination row uses its group's)
+            "stride": {g: s for g, s in strides.items() if not g.endswith(COMBINED_SUFFIX)},
+            "stride_file": getattr(args, "strides", None) if getattr(args, "stride", None) is None else None,
             "ncuts": {g: asdict(h) for g, h in hierarchies.items() if not g.endswith(COMBINED_SUFFIX)},
             "ncuts_file": getattr(args, "hierarchy", None) if chosen else None,
             "edges_row": EDGES_ROW,
@@ -255,12 +260,14 @@ def _combination_record(args, groups: dict[str, list[Path]]) -> dict | None:
     return None if choice is None else {**choice[1], "file": str(path)}
 
 
-def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str, hierarchies: dict) -> None:
-    """Each run's covering-ODS threshold and the hierarchy settings it belongs to in
-    ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``); a threshold found on val is never
+def _store_thresholds(
+    groups: dict[str, list[Path]], table: dict, split: str, hierarchies: dict, strides: dict[str, int]
+) -> None:
+    """Each run's covering-ODS threshold and the hierarchy settings and embedding stride it belongs to
+    in ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``); a threshold found on val is never
     replaced by one found on another split with the same settings."""
     from ..segment_images import THRESHOLD_FILE, read_threshold_record
-    from .evaluate import run_method_name
+    from .trained_rows import run_method_name
 
     for g, runs in groups.items():
         if g.endswith(COMBINED_SUFFIX):  # the run's own threshold is that of its NCuts row
@@ -272,10 +279,15 @@ def _store_thresholds(groups: dict[str, list[Path]], table: dict, split: str, hi
                 continue
             hierarchy = hierarchies[g]
             if path.is_file() and split != "val":
-                _, old_split, old_hierarchy = read_threshold_record(path)
-                if old_split == "val" and old_hierarchy == hierarchy:
+                old = read_threshold_record(path)
+                if old.split == "val" and (old.hierarchy, old.stride) == (hierarchy, strides[g]):
                     continue
-            record = {"covering_ods_threshold": s["covering_threshold"], "split": split, "hierarchy": asdict(hierarchy)}
+            record = {
+                "covering_ods_threshold": s["covering_threshold"],
+                "split": split,
+                "hierarchy": asdict(hierarchy),
+                "stride": strides[g],
+            }
             path.write_text(json.dumps(record))
 
 

@@ -1,0 +1,241 @@
+"""The trained rows of the BSDS500 table: each run's UCM of every image, and its region scores.
+
+For every image, the runs of one backbone share the pretrained part of its forward pass
+(:func:`.inference.embed_image_many`); each run's embedding, on its group's grid, becomes spectral
+boundaries and a UCM with its group's hierarchy settings; the combination rows mix an end-to-end
+embedding with the backbone's edges, and the "HED edges -> UCM" row comes with the same pass. The UCMs
+and the region counts are cached per image (:class:`~matbackprop.segmentation.scores.ScoreCache`); the
+boundary counts are a second pass (:func:`..bsds_baselines.score_boundary_pass`).
+
+Images are independent, so with ``workers > 1`` they are scored in that many processes, each given the
+loaded models once when it starts (not with every image); each image's files are written by the process
+that scored it, so an interruption loses at most the images in flight and a rerun resumes. The workers
+are spawned, not forked: a fork of a process whose OpenMP threads have run (torch with more than one
+thread) can hang in the child's first parallel region.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...segmentation.scores import ScoreCache, method_slug, score_ucm
+from ..bsds_baselines import save_ucm
+from .cache_validity import check_cache
+from .combination import COMBINED_SUFFIX, Combination, combined_ucms
+from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
+from .stride_choice import DEFAULT_STRIDE
+
+__all__ = ["EDGES_ROW", "EDGES_POWER", "model_ucms", "run_method_name", "score_trained_rows"]
+
+#: Level spacing of the "edges -> UCM" row (chosen on val images).
+EDGES_POWER = 1.0
+EDGES_ROW = "HED edges (VGG-16 backbone) -> UCM, no NCuts layer"
+
+
+def run_method_name(group: str, run: Path, n_runs: int) -> str:
+    """A run's row name: its group's, with the seed folder when the group has several runs."""
+    return group if n_runs == 1 else f"{group} ({run.name})"
+
+
+@torch.no_grad()
+def model_ucms(
+    models: dict,
+    image: np.ndarray,
+    stride: int | Mapping[str, int],
+    hierarchies: dict[str, Hierarchy],
+    want_edges: bool,
+    combos: dict[str, tuple[str, Combination]] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """UCMs of every model's embedding of one image, and the UCM of the backbone's edges.
+
+    ``stride``: the embedding grid of every model, or of each by name. ``hierarchies`` gives each model's
+    settings (default :data:`.DEFAULT_HIERARCHY`). ``combos`` maps a combination row's name to ``(model
+    name, setting)``: that model's embedding (on its grid) mixed with the edges
+    (:func:`.combination.combined_ucms`), returned under the row's name.
+    """
+    from ...segmentation import edges_ucm, embedding_ucm
+    from .inference import embed_image_many
+
+    out: dict[str, np.ndarray] = {}
+    edges = None
+    H, W = image.shape[:2]
+    for backbone in sorted({m.config.backbone for m in models.values()}):
+        # models of one backbone share its forward pass
+        same = {n: m for n, m in models.items() if m.config.backbone == backbone}
+        per_model, e = embed_image_many(
+            same, image, stride if isinstance(stride, int) else {n: stride[n] for n in same}
+        )
+        edges = e if e is not None else edges
+        for name, (ev, Z) in per_model.items():
+            h, w, k = Z.shape
+            s = hierarchies.get(name, DEFAULT_HIERARCHY)
+            out[name] = embedding_ucm(
+                Z.reshape(h * w, k), ev, (h, w), (H, W), sigma=s.sigma, power=s.power, oriented=s.oriented
+            )
+            mine = {c: setting for c, (source, setting) in (combos or {}).items() if source == name}
+            if mine and e is not None:
+                ucms = combined_ucms(
+                    Z.reshape(h * w, k),
+                    ev,
+                    e.double().numpy(),
+                    (h, w),
+                    (H, W),
+                    list(mine.values()),
+                    DEFAULT_HIERARCHY.sigma,  # the scale the combination's weight was chosen with
+                )
+                out.update(zip(mine, ucms))
+    edge_ucm = None
+    if want_edges and edges is not None:
+        edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
+    return out, edge_ucm
+
+
+@dataclass
+class _Rows:
+    """What scoring one image needs: the loaded models and each row's settings and cache."""
+
+    runs: dict[str, Path]
+    models: dict
+    strides: dict[str, int]
+    hierarchies: dict[str, Hierarchy]
+    combos: dict[str, tuple[str, Combination]]
+    want_edges: bool
+    data: Any  # a BSDS500 split
+    root: Path
+
+    def cache(self, name: str) -> ScoreCache:
+        return ScoreCache(self.root, name)
+
+
+#: The rows a worker process scores, set once when it starts (:func:`_start_worker`).
+_WORKER_ROWS: _Rows | None = None
+
+
+def _score_image(rows: _Rows, image_id: str) -> tuple[float, float, int]:
+    """Make and score the missing UCMs of one image; ``(seconds embedding + UCMs, seconds scoring,
+    rows written)``."""
+    t0 = time.perf_counter()
+    data = rows.data
+    item = data[data.ids.index(image_id)]
+    caches = {n: rows.cache(n) for n in [*rows.runs, *rows.combos, EDGES_ROW]}
+    combo_missing = {c: v for c, v in rows.combos.items() if not caches[c].has(image_id)}
+    sources = {source for source, _ in combo_missing.values()}
+    missing = {n: rows.models[n] for n in rows.runs if not caches[n].has(image_id) or n in sources}
+    vgg = [n for n, m in rows.models.items() if m.config.backbone.startswith("vgg")]
+    edge_missing = rows.want_edges and bool(vgg) and not caches[EDGES_ROW].has(image_id)
+    if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
+        missing = {vgg[0]: rows.models[vgg[0]]}
+    ucms, edge_ucm = model_ucms(missing, item["image"], rows.strides, rows.hierarchies, edge_missing, combo_missing)
+    if edge_ucm is not None:
+        ucms[EDGES_ROW] = edge_ucm
+    t1 = time.perf_counter()
+    written = 0
+    for name, ucm2 in ucms.items():
+        if caches[name].has(image_id):
+            continue
+        save_ucm(rows.root / "ucm" / method_slug(name) / f"{image_id}.npz", ucm2)
+        ts = time.perf_counter()
+        regions, _ = score_ucm(ucm2, item["segmentations"], None)  # boundaries: second pass
+        caches[name].put(image_id, regions, seconds=np.array([(t1 - t0) / max(len(ucms), 1), time.perf_counter() - ts]))
+        written += 1
+    return t1 - t0, time.perf_counter() - t1, written
+
+
+def _start_worker(rows: _Rows, threads: int) -> None:
+    global _WORKER_ROWS
+    torch.set_num_threads(threads)
+    _WORKER_ROWS = rows
+
+
+def _score_in_worker(image_id: str) -> tuple[float, float, int]:
+    assert _WORKER_ROWS is not None, "each worker is given the rows when it starts"
+    return _score_image(_WORKER_ROWS, image_id)
+
+
+def score_trained_rows(
+    groups: Mapping[str, list[Path]],
+    ids: list[str],
+    data,
+    root: Path,
+    log: Callable[[str], None],
+    hierarchies: Mapping[str, Hierarchy],
+    group_strides: Mapping[str, int] | None = None,
+    combination: tuple[str, Combination] | None = None,
+    want_edges: bool = True,
+    workers: int = 1,
+) -> list[str]:
+    """Score every run (and the edges row) on ``ids``; returns the row names in table order.
+
+    ``hierarchies`` and ``group_strides``: each group's settings (defaults: :data:`.DEFAULT_HIERARCHY`,
+    :data:`.stride_choice.DEFAULT_STRIDE`); ``combination``: ``(group, setting)``, the group whose runs
+    also get a combination row; ``workers``: processes, one image each.
+    """
+    from .inference import load_model
+
+    runs = {run_method_name(g, r, len(rs)): r for g, rs in groups.items() for r in rs}
+    settings = {
+        run_method_name(g, r, len(rs)): hierarchies.get(g, DEFAULT_HIERARCHY) for g, rs in groups.items() for r in rs
+    }
+    strides = {
+        run_method_name(g, r, len(rs)): (group_strides or {}).get(g, DEFAULT_STRIDE)
+        for g, rs in groups.items()
+        for r in rs
+    }
+    combos: dict[str, tuple[str, Combination]] = {}
+    if combination is not None and combination[0] in groups:
+        g, setting = combination
+        rs = groups[g]
+        combos = {
+            run_method_name(g + COMBINED_SUFFIX, r, len(rs)): (run_method_name(g, r, len(rs)), setting) for r in rs
+        }
+    names = list(runs) + list(combos) + ([EDGES_ROW] if want_edges and runs else [])
+    caches = {n: ScoreCache(root, n) for n in names}
+    for n, run in runs.items():
+        check_cache(caches[n], root, run, log, settings[n], strides[n])
+    for n, (source, setting) in combos.items():
+        check_cache(caches[n], root, runs[source], log, setting, strides[source])
+    todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
+    workers = max(1, min(workers, len(todo)))
+    log(
+        f"trained rows: {len(names)} methods, {len(ids) - len(todo)} of {len(ids)} images done, {len(todo)} to score"
+        + (f" in {workers} processes" if workers > 1 and todo else "")
+    )
+    if not todo:
+        return names
+    rows = _Rows(
+        runs=runs,
+        models={n: load_model(r) for n, r in runs.items()},
+        strides=strides,
+        hierarchies=settings,
+        combos=combos,
+        want_edges=want_edges,
+        data=data,
+        root=root,
+    )
+
+    def report(count: int, image_id: str, result: tuple[float, float, int]) -> None:
+        log(
+            f"trained rows: {count}/{len(todo)} {image_id}: embed+UCM {result[0]:.1f}s, "
+            f"scoring {result[1]:.1f}s for {result[2]} methods"
+        )
+
+    if workers == 1:
+        for count, image_id in enumerate(todo):
+            report(count + 1, image_id, _score_image(rows, image_id))
+        return names
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    start = (rows, torch.get_num_threads())
+    with ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_start_worker, initargs=start) as pool:
+        futures = {pool.submit(_score_in_worker, i): i for i in todo}
+        for count, future in enumerate(as_completed(futures)):
+            report(count + 1, futures[future], future.result())
+    return names
