@@ -40,6 +40,7 @@ __all__ = [
     "tune",
     "load_hierarchies",
     "ucms",
+    "write_choice",
 ]
 
 S = TypeVar("S")
@@ -185,6 +186,11 @@ def tune(
                 f"  sigma {s.sigma:g}, power {s.power:g}, oriented {s.oriented}: covering ODS "
                 f"{scored[s].cover_ods:.3f}, PRI {scored[s].pri_ods:.3f}, VI {scored[s].vi_ods:.3f}{mark}"
             )
+    return write_choice(record, out, started, log)
+
+
+def write_choice(record: dict, out: str | Path, started: float, log: Callable[[str], None] = print) -> dict:
+    """Write a val choice ``record`` (with the seconds since ``started``) as JSON to ``out``; return it."""
     record["seconds"] = round(time.perf_counter() - started, 1)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

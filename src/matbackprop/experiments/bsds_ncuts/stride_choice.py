@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy, choose, tuning_run
+from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy, choose, tuning_run, write_choice
 
 __all__ = ["DEFAULT_STRIDE", "CANDIDATES", "DEFAULT_STRIDE_CHOICE", "tune", "load_strides"]
 
@@ -129,12 +129,7 @@ def tune(
                 f"  stride {s}: covering ODS {x.cover_ods:.3f} / OIS {x.cover_ois:.3f}, PRI {x.pri_ods:.3f} / "
                 f"{x.pri_ois:.3f}, VI {x.vi_ods:.3f} / {x.vi_ois:.3f}{mark}"
             )
-    record["seconds"] = round(time.perf_counter() - started, 1)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    log(f"wrote {path}")
-    return record
+    return write_choice(record, out, started, log)
 
 
 def _images_better(mine: Sequence[dict], default: Sequence[dict]) -> dict[str, int]:
