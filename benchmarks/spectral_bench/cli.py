@@ -43,8 +43,9 @@ o2p
 
 ncut
     ``ncut_embedding(F, k)`` + ``projector_loss(Z, labels)`` forward+backward at ``--ncut-nodes`` x 64,
-    k = 16, each configuration in a fresh subprocess (peak memory = growth of the resident-set
-    high-water mark, VmHWM, over the process after the inputs were built). Plus, in one process and
+    k = 16, each configuration in a fresh subprocess on the first device measured (peak memory = growth
+    of the resident-set high-water mark, VmHWM, over the process after the inputs were built; on CUDA
+    also the device's allocator peak). Plus, in one process and
     interleaved: ours against ``ncut_pytorch.ncut_fn(F, n_eig=k, exact_gradient=True)`` (its
     exact-gradient path: full ``torch.linalg.eigh`` of the sampled, normalised RBF affinity) followed by
     the same ``projector_loss``.
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                     repeats=reps,
                     budget=cfg.budget,
                     threads=threads,
+                    device=devices[0],
                 )
                 ncut.append(run_child("ncut", child_spec, timeout=900))
                 print(f"  ncut N={nodes} {dt}: {ncut[-1].get('median_ms', ncut[-1].get('error'))}", flush=True)
@@ -307,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             repeats=reps,
             budget=cfg.budget,
             threads=threads,
+            device=devices[0],
         )
         compare = run_child("compare", compare_spec, timeout=1200)
         print("\nncut_embedding + projector_loss forward+backward (fresh process per row)\n")

@@ -31,9 +31,13 @@ def _rss_kib(field_name: str) -> int:
     raise RuntimeError(f"{field_name} not in /proc/self/status")
 
 
-def _ncut_inputs(nodes: int, d: int, dtype: torch.dtype, segments: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _ncut_inputs(
+    nodes: int, d: int, dtype: torch.dtype, segments: int, seed: int, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # drawn on the CPU so that every device sees the same data
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(nodes, d, dtype=dtype, generator=g), torch.randint(0, segments, (nodes,), generator=g)
+    F, labels = torch.rand(nodes, d, dtype=dtype, generator=g), torch.randint(0, segments, (nodes,), generator=g)
+    return F.to(device), labels.to(device)
 
 
 def _ours_step(F0: torch.Tensor, labels: torch.Tensor, k: int) -> Callable[[], torch.Tensor]:
@@ -51,7 +55,10 @@ def ncut_child(spec: dict[str, Any]) -> dict[str, Any]:
     """One ncut configuration in this (fresh) process: timing and peak-RSS growth."""
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    F0, labels = _ncut_inputs(spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"])
+    device = spec.get("device", "cpu")
+    F0, labels = _ncut_inputs(
+        spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"], device
+    )
     base = _rss_kib("VmRSS")  # before the first step: the peak includes allocator and LAPACK workspaces
     step = _ours_step(F0, labels, spec["k"])
     start = time.perf_counter()
@@ -62,9 +69,10 @@ def ncut_child(spec: dict[str, Any]) -> dict[str, Any]:
         min_repeats=min(3, spec["repeats"]),
         budget_s=spec["budget"],
         start=start,
+        device=device,
     )
-    peak = _rss_kib("VmHWM")
-    tensor_peak = T.peak_memory_bytes(step, "cpu")  # after VmHWM: the profiler itself allocates
+    peak = _rss_kib("VmHWM")  # host memory; on CUDA the tensor peak below is the device's
+    tensor_peak = T.peak_memory_bytes(step, device)  # after VmHWM: the profiler itself allocates
     feature_bytes = F0.numel() * F0.element_size()
     lo, hi = tm.quartiles_ms("ours")
     return {
@@ -87,12 +95,15 @@ def ncut_compare_child(spec: dict[str, Any]) -> dict[str, Any]:
         from ncut_pytorch import ncut_fn
     except ImportError:
         return {**spec, "error": PEER_HINT}
-    F0, labels = _ncut_inputs(spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"])
+    device = spec.get("device", "cpu")
+    F0, labels = _ncut_inputs(
+        spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"], device
+    )
     k = spec["k"]
 
     def theirs() -> torch.Tensor:
         F = F0.detach().requires_grad_(True)
-        Z, _ = ncut_fn(F, n_eig=k, exact_gradient=True, device="cpu")
+        Z, _ = ncut_fn(F, n_eig=k, exact_gradient=True, device=device)
         loss = matbackprop.projector_loss(Z, labels)
         (g,) = torch.autograd.grad(loss.sum(), F)
         return g
@@ -106,6 +117,7 @@ def ncut_compare_child(spec: dict[str, Any]) -> dict[str, Any]:
         min_repeats=min(3, spec["repeats"]),
         budget_s=spec["budget"],
         start=start,
+        device=device,
     )
     return {
         **spec,

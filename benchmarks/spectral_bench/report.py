@@ -339,7 +339,9 @@ def write_markdown(
                 "tensor bytes during one step (torch.profiler memory events, as above; the gradient and the "
                 "intermediates, not the input `F`); `RSS peak extra MB`: growth of the process's resident-set "
                 "high-water mark (VmHWM) over its size once the inputs were built, which also counts allocator "
-                "caching, thread pools and LAPACK workspaces (a fixed few tens of MB that dominate at small N).",
+                "caching, thread pools and LAPACK workspaces (a fixed few tens of MB that dominate at small N). "
+                "On CUDA the step runs on the device: `tensor peak MB` is then `torch.cuda.max_memory_allocated` "
+                "growth and the RSS column is host memory only.",
                 "",
                 T.format_markdown(NCUT_HEADER, ncut_rows(ncut)),
                 "",

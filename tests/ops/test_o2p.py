@@ -8,7 +8,7 @@ from torch.autograd import gradcheck
 
 import matbackprop as mb
 from matbackprop.linalg.funm import LOG, SQRT
-from matbackprop.linalg.gram import gram_spectral_apply
+from matbackprop.linalg.gram import gram_spectral_apply, weighted_gram_spectral_apply
 
 
 def _data(B=2, C=3, H=4, W=5, R=2, seed=0):
@@ -55,6 +55,60 @@ def test_eig_route_equals_svd_route(normalization, shape):
         grads.append(g)
     assert torch.allclose(outs[0], outs[1], atol=1e-10)
     assert torch.allclose(grads[0], grads[1], atol=1e-9)
+
+
+@pytest.mark.parametrize("normalization", ["log", "sqrt", "power"])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 8, 2, 2)])  # more and fewer pixels than channels
+def test_svd_route_mask_gradient_at_zero_weights_equals_the_eig_route(normalization, shape):
+    # binary masks: d sqrt(w) at w = 0 would give 0/0; the pooled matrix is linear in w, so the
+    # gradient is finite, and both routes compute the same function
+    feats, soft = _data(*shape)
+    masks = (soft > 0.4).double()
+    masks[..., 0, 0] = 1.0
+    feats.requires_grad_(True)
+    masks.requires_grad_(True)
+    G = torch.randn(shape[0], 2, shape[1], shape[1], dtype=torch.float64)
+    grads = [
+        torch.autograd.grad(
+            (mb.second_order_pooling(feats, masks, normalization=normalization, route=r, eps=1e-2) * G).sum(),
+            (feats, masks),
+        )
+        for r in ("eig", "svd")
+    ]
+    assert bool((masks == 0).any())
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("spec,ridge", [(LOG, 0.1), (SQRT, 0.05)])
+@pytest.mark.parametrize("shape", [(3, 5), (6, 4)])  # pixels >= channels, and a complement of span(V)
+def test_weighted_gram_spectral_apply_gradcheck(shape, spec, ridge):
+    c, p = shape
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(2, c, p, dtype=torch.float64, generator=g).requires_grad_(True)
+    w = (0.1 + torch.rand(2, 1, p, dtype=torch.float64, generator=g)).requires_grad_(True)
+    assert gradcheck(lambda X, w: weighted_gram_spectral_apply(X, w, spec, ridge), (X, w), check_forward_ad=True)
+
+
+def test_weighted_gram_spectral_apply_at_tied_singular_values_and_zero_weights():
+    # X diag(w) X^T = diag(2, 2, 1) with a pixel of weight zero: the gradient is the exact
+    # Daleckii-Krein one, x_j^T D x_j for w and 2 D X diag(w) for X (D = Df(C + r I)[sym(G)])
+    X = torch.tensor([[1.0, 0.0, 0.0, 0.7], [0.0, 1.0, 0.0, -0.2], [0.0, 0.0, 1.0, 0.4]], dtype=torch.float64)
+    w = torch.tensor([[2.0, 2.0, 1.0, 0.0]], dtype=torch.float64)
+    X.requires_grad_(True)
+    w.requires_grad_(True)
+    G = torch.randn(3, 3, dtype=torch.float64)
+    gX, gw = torch.autograd.grad((weighted_gram_spectral_apply(X, w, LOG, 0.0) * G).sum(), (X, w))
+    lam = torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64)
+    F = torch.where(
+        lam[:, None] == lam[None, :],
+        1.0 / lam[:, None],
+        (lam[:, None].log() - lam[None, :].log()) / (lam[:, None] - lam[None, :] + (lam[:, None] == lam[None, :])),
+    )
+    D = F * (0.5 * (G + G.T))  # C is diagonal: its eigenbasis is the identity
+    torch.testing.assert_close(gw, ((X.detach() * (D @ X.detach())).sum(0, keepdim=True)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gX, 2.0 * (D @ X.detach()) * w.detach(), rtol=1e-12, atol=1e-12)
+    assert gw[0, 3] != 0  # the zero-weight pixel still has its gradient
 
 
 def test_pooled_matrix_definition():

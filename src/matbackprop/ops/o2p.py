@@ -20,7 +20,7 @@ from ..linalg.checks import batch_index, check_finite, is_tracing, physical, req
 from ..linalg.common import no_autocast, sym
 from ..linalg.dtypes import spectral_dtype as _spectral_dtype
 from ..linalg.funm import LOG, SQRT, power_function, spectral_apply
-from ..linalg.gram import gram_spectral_apply
+from ..linalg.gram import weighted_gram_spectral_apply
 from ..linalg.newton_schulz import sqrtm_newton_schulz
 
 __all__ = ["second_order_pooling", "triu_vectorize", "region_weights"]
@@ -190,8 +190,8 @@ def _second_order_pooling(
 
     spec = {"log": LOG, "sqrt": SQRT, "power": power_function(p)}.get(normalization)
     if route == "svd" and spec is not None:
-        A = (X * w.sqrt()).transpose(-2, -1)  # (B, R, P, C), A^T A = pooled matrix
-        Y = gram_spectral_apply(A, spec, eps, check=check)
+        # the SVD of (X sqrt(w))^T, differentiated in X diag(w) X^T: finite at zero weights
+        Y = weighted_gram_spectral_apply(X, w, spec, eps, check=check)
     else:
         pooled = sym((X * w) @ X.transpose(-2, -1))
         pooled = pooled + eps * torch.eye(C, dtype=pooled.dtype, device=pooled.device)
