@@ -111,6 +111,16 @@ def test_weighted_gram_spectral_apply_at_tied_singular_values_and_zero_weights()
     assert gw[0, 3] != 0  # the zero-weight pixel still has its gradient
 
 
+def test_weighted_gram_spectral_apply_rejects_bad_weights():
+    X = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="weights must be non-negative"):
+        weighted_gram_spectral_apply(X, torch.tensor([[1.0, -0.5, 1.0, 1.0]], dtype=torch.float64), LOG, 0.1)
+    with pytest.raises(ValueError, match=r"weights must have shape \(\.\.\., 1, 4\)"):
+        weighted_gram_spectral_apply(X, torch.ones(4, dtype=torch.float64), LOG, 0.1)
+    with pytest.raises(ValueError, match="needs a positive ridge"):
+        weighted_gram_spectral_apply(X, torch.tensor([[1.0, 1.0, 0.0, 0.0]], dtype=torch.float64), LOG, 0.0)
+
+
 def test_pooled_matrix_definition():
     feats, masks = _data(B=1, C=3, H=3, W=3, R=1)
     Y = mb.second_order_pooling(feats, masks, normalization="none", eps=0.5)

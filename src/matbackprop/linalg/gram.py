@@ -37,7 +37,7 @@ from typing import Any, cast
 import torch
 
 from . import parallel
-from .checks import check_finite, check_matrix, physical, require
+from .checks import check_finite, check_matrix, is_tracing, physical, require
 from .common import apply, no_autocast, sym
 from .dtypes import as_spectral, as_spectral_all
 from .funm import SpectralFunction, divided_difference, loewner_matrix
@@ -208,7 +208,8 @@ def gram_spectral_apply(A: torch.Tensor, spec: SpectralFunction, ridge: float, *
     check_matrix(A, name)
     ridge = _check_ridge(name, ridge)
     if check:
-        _check_gram_factor(A, name, spec, ridge)
+        check_finite(A, name)
+        _check_positive_definite(A, name, spec, ridge)
     function = _GramSpectral if torch.compiler.is_compiling() else _GramSpectralFwAD
     with no_autocast(A):
         return cast(torch.Tensor, apply(function, as_spectral(A), ridge, spec)[0])
@@ -235,7 +236,7 @@ def weighted_gram_spectral_apply(
     """
     name = f"{spec.name} of a weighted Gram matrix"
     check_matrix(X, name)
-    if w.shape[-2] != 1 or w.shape[-1] != X.shape[-1]:
+    if w.dim() < 2 or w.shape[-2] != 1 or w.shape[-1] != X.shape[-1]:
         raise ValueError(f"{name}: weights must have shape (..., 1, {X.shape[-1]}), got {tuple(w.shape)}")
     ridge = _check_ridge(name, ridge)
     X, w = as_spectral_all(X, w)
@@ -243,9 +244,10 @@ def weighted_gram_spectral_apply(
     X = X.expand(*batch, *X.shape[-2:])
     w = w.expand(*batch, *w.shape[-2:])
     if check:
+        check_finite(X, name)
         check_finite(w, name)
-        require((physical(w) >= 0).flatten(-2).all(-1), name, "weights must be non-negative")
-        _check_gram_factor((X * w.clamp_min(0).sqrt()).transpose(-2, -1), name, spec, ridge)
+        require(((w if is_tracing() else physical(w)) >= 0).flatten(-2).all(-1), name, "weights must be non-negative")
+        _check_positive_definite((X * w.clamp_min(0).sqrt()).transpose(-2, -1), name, spec, ridge)
     function = _WeightedGramSpectral if torch.compiler.is_compiling() else _WeightedGramSpectralFwAD
     with no_autocast(X):
         return cast(torch.Tensor, apply(function, X, w, ridge, spec)[0])
@@ -258,9 +260,8 @@ def _check_ridge(name: str, ridge: float) -> float:
     return ridge
 
 
-def _check_gram_factor(A: torch.Tensor, name: str, spec: SpectralFunction, ridge: float) -> None:
-    """Finite ``A``, and a positive definite ``A^T A + ridge I`` where ``f`` needs one."""
-    check_finite(A, name)
+def _check_positive_definite(A: torch.Tensor, name: str, spec: SpectralFunction, ridge: float) -> None:
+    """A positive definite ``A^T A + ridge I`` where ``f`` needs one (only a zero ridge can fail)."""
     if spec.domain == "pd" and ridge == 0 and A.numel() > 0:
         if A.shape[-2] < A.shape[-1]:
             raise ValueError(f"{name}: A^T A is singular (fewer rows than columns); {spec.name} needs a positive ridge")
