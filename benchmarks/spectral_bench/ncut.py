@@ -40,6 +40,10 @@ def _ncut_inputs(
     return F.to(device), labels.to(device)
 
 
+def _spec_inputs(spec: dict[str, Any], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return _ncut_inputs(spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"], device)
+
+
 def _ours_step(F0: torch.Tensor, labels: torch.Tensor, k: int) -> Callable[[], torch.Tensor]:
     def run() -> torch.Tensor:
         F = F0.detach().requires_grad_(True)
@@ -56,9 +60,7 @@ def ncut_child(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     device = spec.get("device", "cpu")
-    F0, labels = _ncut_inputs(
-        spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"], device
-    )
+    F0, labels = _spec_inputs(spec, device)
     base = _rss_kib("VmRSS")  # before the first step: the peak includes allocator and LAPACK workspaces
     step = _ours_step(F0, labels, spec["k"])
     start = time.perf_counter()
@@ -96,9 +98,7 @@ def ncut_compare_child(spec: dict[str, Any]) -> dict[str, Any]:
     except ImportError:
         return {**spec, "error": PEER_HINT}
     device = spec.get("device", "cpu")
-    F0, labels = _ncut_inputs(
-        spec["nodes"], spec["d"], getattr(torch, spec["dtype"]), spec["segments"], spec["seed"], device
-    )
+    F0, labels = _spec_inputs(spec, device)
     k = spec["k"]
 
     def theirs() -> torch.Tensor:
