@@ -67,3 +67,42 @@ def test_parallel_boundary_pass_equals_serial_and_resumes(tmp_path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert a["strong", "a"][0].max() > 0  # the contours were matched at all
+
+
+def test_counts_from_another_matcher_are_scored_again(tmp_path):
+    from matbackprop.metrics import HumanBoundaries, evaluate_ucm_boundaries
+    from matbackprop.metrics.boundary_series import resolve_matcher
+
+    data, methods = TinyData(), ["strong"]
+    _prepare(tmp_path, data, methods)
+    cache = ScoreCache(tmp_path, "strong")
+    current = resolve_matcher()
+    other = "scipy" if current == "incremental" else "incremental"
+    human = HumanBoundaries(data[0]["boundaries"])
+    stale = evaluate_ucm_boundaries(tiny_ucm("strong", "a"), human, 9, matcher=other)
+    stale.cnt_r[:] = -1  # a marker: these counts must not survive the pass
+    cache.put_boundaries("a", stale, other)
+    assert cache.boundary_matcher("a") == other and cache.boundary_matcher("b") is None
+    assert cache.has_boundaries("a") and not cache.has_boundaries("a", current)
+    lines: list[str] = []
+    score_boundary_pass(methods, data.ids, data, tmp_path, partial(tiny_ucm), log=lines.append)
+    assert lines[0] == "boundary benchmark: 3 images to score"
+    assert all(cache.boundary_matcher(i) == current for i in data.ids)
+    b = cache.get("a")[1]
+    assert b is not None and b.cnt_r.min() >= 0 and b.cnt_r.max() > 0
+
+
+def test_counts_stored_with_the_regions_give_way_to_a_second_pass(tmp_path):
+    data = TinyData()
+    cache = ScoreCache(tmp_path, "strong")
+    u = tiny_ucm("strong", "a")
+    from matbackprop.metrics import HumanBoundaries, evaluate_ucm_boundaries
+
+    human = HumanBoundaries(data[0]["boundaries"])
+    old = evaluate_ucm_boundaries(u, human, 9, matcher="scipy")
+    cache.put("a", evaluate_ucm_regions(u, data.segmentations(0), 9), old, "scipy")
+    assert cache.boundary_matcher("a") == "scipy"  # recorded with the counts
+    new = evaluate_ucm_boundaries(u, human, 9, matcher="incremental")
+    new.cnt_p[:] = 0  # a marker
+    cache.put_boundaries("a", new, "incremental")
+    assert cache.boundary_matcher("a") == "incremental" and cache.get("a")[1].cnt_p.max() == 0

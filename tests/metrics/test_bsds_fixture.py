@@ -58,12 +58,19 @@ def data():
     return [out[i] for i in ids]
 
 
-@pytest.fixture(scope="module")
-def boundary_results(data):
+@pytest.fixture(scope="module", params=["incremental", "scipy"])
+def boundary_results(data, request):
+    m = request.param  # both matchers: the series solved at once, and one assignment per map
     return {
-        "test_1": collect_boundaries([evaluate_ucm_boundaries(d["ucm2"], d["human"], NTHRESH) for d in data]),
-        "test_2": collect_boundaries([evaluate_soft_boundaries(d["png"], d["human"], NTHRESH) for d in data]),
-        "test_3": collect_boundaries([evaluate_segmentation_boundaries(d["segs"], d["human"]) for d in data]),
+        "test_1": collect_boundaries(
+            [evaluate_ucm_boundaries(d["ucm2"], d["human"], NTHRESH, matcher=m) for d in data]
+        ),
+        "test_2": collect_boundaries(
+            [evaluate_soft_boundaries(d["png"], d["human"], NTHRESH, matcher=m) for d in data]
+        ),
+        "test_3": collect_boundaries(
+            [evaluate_segmentation_boundaries(d["segs"], d["human"], matcher=m) for d in data]
+        ),
     }
 
 

@@ -134,8 +134,11 @@ def score_boundary_pass(
     picklable, e.g. a :func:`functools.partial` of a module-level function); each image's counts are
     written by the process that scored it, so an interruption loses at most the images in flight.
     """
+    from ..metrics.boundary_series import resolve_matcher
+
     caches = {m: ScoreCache(cache_root, m) for m in methods}
-    todo = [i for i in ids if any(c.has(i) and not c.has_boundaries(i) for c in caches.values())]
+    matcher = resolve_matcher()  # counts from another matcher are scored again, so that one matcher made all
+    todo = [i for i in ids if any(c.has(i) and not c.has_boundaries(i, matcher) for c in caches.values())]
     workers = max(1, min(workers, len(todo)))
     log(f"boundary benchmark: {len(todo)} images to score" + (f" in {workers} processes" if workers > 1 else ""))
     if workers == 1:
@@ -158,12 +161,14 @@ def _boundary_image(
 ) -> float:
     """Score one image's missing boundary counts for every method; returns the seconds it took."""
     from ..metrics import HumanBoundaries, evaluate_ucm_boundaries
+    from ..metrics.boundary_series import resolve_matcher
 
     t0 = time.perf_counter()
     human = None
+    matcher = resolve_matcher()
     for m in methods:
         c = ScoreCache(cache_root, m)
-        if not c.has(image_id) or c.has_boundaries(image_id):
+        if not c.has(image_id) or c.has_boundaries(image_id, matcher):
             continue
         ucm2 = load(m, image_id)
         if ucm2 is None:
@@ -171,7 +176,8 @@ def _boundary_image(
         if human is None:
             human = HumanBoundaries(data[data.ids.index(image_id)]["boundaries"])
         ts = time.perf_counter()
-        c.put_boundaries(image_id, evaluate_ucm_boundaries(ucm2, human), seconds=np.array(time.perf_counter() - ts))
+        counts = evaluate_ucm_boundaries(ucm2, human, matcher=matcher)
+        c.put_boundaries(image_id, counts, matcher, seconds=np.array(time.perf_counter() - ts))
     return time.perf_counter() - t0
 
 

@@ -15,6 +15,8 @@ prefers short distances. :func:`correspond_pixels` solves that problem exactly
 with SciPy's sparse assignment solver (a min-cost matching among the
 maximum-cardinality ones); a plain Hopcroft-Karp maximum matching is
 available too, with the same recall but a slightly different precision.
+A whole threshold series is scored faster, with the same optimum, by
+:mod:`~matbackprop.metrics.boundary_series`.
 
 Thinning (:mod:`matbackprop.metrics.thinning`, re-exported here) reproduces MATLAB's
 ``bwmorph(bw, 'thin', Inf)``.

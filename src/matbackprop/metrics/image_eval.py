@@ -14,7 +14,8 @@ from typing import Literal
 
 import numpy as np
 
-from .boundaries import MAX_DIST, BoundaryCounts, HumanBoundaries, boundary_counts, seg_to_boundaries
+from .boundaries import MAX_DIST, BoundaryCounts, HumanBoundaries, boundary_counts, seg_to_boundaries, thin
+from .boundary_series import Matcher, boundary_counts_series, resolve_matcher
 from .regions import RegionCounts, region_counts
 from .ucm import ucm_boundary_strength, ucm_thresholds, ucm_to_segmentation
 
@@ -188,6 +189,7 @@ def evaluate_boundary_maps(
     thin_maps: bool = True,
     min_cost: bool = True,
     keys: Sequence[Hashable] | None = None,
+    matcher: Matcher = "auto",
 ) -> ImageBoundaryEval:
     """Boundary benchmark of one image given one binary map per threshold.
 
@@ -199,6 +201,11 @@ def evaluate_boundary_maps(
     thresholds : (T,) values reported; default 1..T.
     keys : optional equality keys: maps with equal consecutive keys are
         known to be identical and scored once.
+    matcher : how the min-cost matchings are found: ``"incremental"`` solves
+        the whole series at once (:mod:`~matbackprop.metrics.boundary_series`,
+        needs numba to be fast), ``"scipy"`` one assignment per map, ``"auto"``
+        the first when numba is installed. Both give the same recall; the
+        precision may differ by a few pixels where pairings tie.
 
     >>> import numpy as np
     >>> b = np.zeros((4, 4), dtype=bool); b[:, 1] = True
@@ -210,15 +217,23 @@ def evaluate_boundary_maps(
     th = np.arange(1, len(bmaps) + 1, dtype=float) if thresholds is None else np.asarray(thresholds, dtype=float)
     if keys is None:
         keys = range(len(bmaps))
-    rows = []
+    distinct: list[np.ndarray] = []  # one map per run of equal keys
+    which: list[int] = []
     last_key: Hashable = object()
-    last: BoundaryCounts | None = None
     for key, b in zip(keys, bmaps):
-        if last is None or key != last_key:
-            bm = b() if callable(b) else b
-            last = boundary_counts(bm, human, thin_map=thin_maps, min_cost=min_cost)
+        if not distinct or key != last_key:
+            bm = np.asarray(b() if callable(b) else b).astype(bool)
+            if bm.shape != human.shape:
+                raise ValueError(f"machine map has shape {bm.shape}, human maps {human.shape}")
+            distinct.append(bm)
             last_key = key
-        rows.append((last.cnt_r, last.sum_r, last.cnt_p, last.sum_p))
+        which.append(len(distinct) - 1)
+    counts: list[BoundaryCounts]
+    if resolve_matcher(matcher) == "incremental" and min_cost:
+        counts = boundary_counts_series([thin(b) if thin_maps else b for b in distinct], human)
+    else:
+        counts = [boundary_counts(b, human, thin_map=thin_maps, min_cost=min_cost) for b in distinct]
+    rows = [(c.cnt_r, c.sum_r, c.cnt_p, c.sum_p) for c in (counts[k] for k in which)]
     a = np.asarray(rows, dtype=float).reshape(-1, 4)
     return ImageBoundaryEval(
         thresholds=th,
@@ -236,10 +251,12 @@ def evaluate_soft_boundaries(
     max_dist: float = MAX_DIST,
     thin_maps: bool = True,
     min_cost: bool = True,
+    matcher: Matcher = "auto",
 ) -> ImageBoundaryEval:
     """Boundary benchmark of a soft boundary map in [0, 1] (e.g. a PNG / 255).
 
-    The map is binarised with ``pb >= t`` at ``ucm_thresholds(nthresh)``.
+    The map is binarised with ``pb >= t`` at ``ucm_thresholds(nthresh)``; ``matcher`` as in
+    :func:`evaluate_boundary_maps`.
 
     >>> import numpy as np
     >>> b = np.zeros((4, 4), dtype=bool); b[:, 1] = True
@@ -258,6 +275,7 @@ def evaluate_soft_boundaries(
         thin_maps,
         min_cost,
         keys=list(keys),
+        matcher=matcher,
     )
 
 
@@ -268,6 +286,7 @@ def evaluate_ucm_boundaries(
     max_dist: float = MAX_DIST,
     thin_maps: bool = True,
     min_cost: bool = True,
+    matcher: Matcher = "auto",
 ) -> ImageBoundaryEval:
     """Boundary benchmark of a doubled-grid UCM (via :func:`~matbackprop.metrics.ucm.ucm_boundary_strength`).
 
@@ -277,7 +296,9 @@ def evaluate_ucm_boundaries(
     >>> evaluate_ucm_boundaries(ucm2, [b], nthresh=3).cnt_r.tolist()  # the contour is gone above 0.5
     [4.0, 4.0, 0.0]
     """
-    return evaluate_soft_boundaries(ucm_boundary_strength(ucm2), gt_boundaries, nthresh, max_dist, thin_maps, min_cost)
+    return evaluate_soft_boundaries(
+        ucm_boundary_strength(ucm2), gt_boundaries, nthresh, max_dist, thin_maps, min_cost, matcher
+    )
 
 
 def evaluate_segmentation_boundaries(
@@ -286,8 +307,10 @@ def evaluate_segmentation_boundaries(
     max_dist: float = MAX_DIST,
     thin_maps: bool = True,
     min_cost: bool = True,
+    matcher: Matcher = "auto",
 ) -> ImageBoundaryEval:
-    """Boundary benchmark of a list of segmentations (their region boundaries).
+    """Boundary benchmark of a list of segmentations (their region boundaries; ``matcher`` as in
+    :func:`evaluate_boundary_maps`).
 
     >>> import numpy as np
     >>> b = np.zeros((4, 4), dtype=bool); b[:, 1] = True
@@ -302,4 +325,5 @@ def evaluate_segmentation_boundaries(
         max_dist,
         thin_maps,
         min_cost,
+        matcher=matcher,
     )

@@ -19,12 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import HumanBoundaries, ImageBoundaryEval, ImageRegionEval, evaluate_ucm_boundaries
+from ..metrics.boundary_series import resolve_matcher
 from ..metrics.hierarchy_regions import evaluate_ucm_regions_nested
 
 __all__ = ["ScoreCache", "score_ucm", "method_slug", "best_thresholds"]
 
 _REGION_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p", "pri", "vi")
 _BOUNDARY_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p")
+#: The matcher of boundary counts stored before the matcher was recorded.
+UNRECORDED_MATCHER = "scipy"
 
 
 def method_slug(name: str) -> str:
@@ -75,20 +78,36 @@ class ScoreCache:
         """Whether the image's region counts are stored."""
         return self.path(image_id).is_file()
 
-    def has_boundaries(self, image_id: str) -> bool:
-        """Whether the image's boundary counts are stored (with the regions or on their own)."""
-        if self.boundary_path(image_id).is_file():
-            return True
-        if not self.has(image_id):
-            return False
-        with np.load(self.path(image_id)) as z:
-            return "b_thresholds" in z.files
+    def has_boundaries(self, image_id: str, matcher: str | None = None) -> bool:
+        """Whether the image's boundary counts are stored (with the regions or on their own); given
+        ``matcher`` (see :func:`~matbackprop.metrics.boundary_series.resolve_matcher`), only counts
+        that it produced count."""
+        found = self.boundary_matcher(image_id)
+        return found is not None and (matcher is None or found == matcher)
 
-    def put_boundaries(self, image_id: str, boundaries: ImageBoundaryEval, **extra: np.ndarray) -> None:
-        """Store one image's boundary counts on their own (the slow part, scored in a second pass)."""
-        arrays = {f"b_{f}": np.asarray(getattr(boundaries, f)) for f in _BOUNDARY_FIELDS}
+    def boundary_matcher(self, image_id: str) -> str | None:
+        """The matcher that produced the image's stored boundary counts, or None when there are none."""
+        for path in (self.boundary_path(image_id), self.path(image_id)):
+            if path.is_file():
+                with np.load(path) as z:
+                    if "b_thresholds" in z.files:
+                        return str(z["b_matcher"]) if "b_matcher" in z.files else UNRECORDED_MATCHER
+        return None
+
+    def put_boundaries(
+        self, image_id: str, boundaries: ImageBoundaryEval, matcher: str | None = None, **extra: np.ndarray
+    ) -> None:
+        """Store one image's boundary counts on their own (the slow part, scored in a second pass);
+        ``matcher`` names what produced them (default: what ``"auto"`` resolves to)."""
+        arrays = self._boundary_arrays(boundaries, matcher)
         arrays.update({f"x_{k}": np.asarray(v) for k, v in extra.items()})
         self._write(self.boundary_path(image_id), arrays)
+
+    @staticmethod
+    def _boundary_arrays(boundaries: ImageBoundaryEval, matcher: str | None) -> dict[str, np.ndarray]:
+        arrays = {f"b_{f}": np.asarray(getattr(boundaries, f)) for f in _BOUNDARY_FIELDS}
+        arrays["b_matcher"] = np.asarray(matcher or resolve_matcher())
+        return arrays
 
     def _write(self, final: Path, arrays: dict[str, np.ndarray]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -101,9 +120,11 @@ class ScoreCache:
         image_id: str,
         regions: ImageRegionEval | Sequence[ImageRegionEval],
         boundaries: ImageBoundaryEval | None = None,
+        matcher: str | None = None,
         **extra: np.ndarray,
     ) -> None:
-        """Store one image's counts (a list of region evals for leave-one-out human rows)."""
+        """Store one image's counts (a list of region evals for leave-one-out human rows); ``matcher``
+        as in :meth:`put_boundaries`."""
         self.dir.mkdir(parents=True, exist_ok=True)
         regs = [regions] if isinstance(regions, ImageRegionEval) else list(regions)
         arrays: dict[str, np.ndarray] = {"n_region": np.array(len(regs))}
@@ -112,14 +133,16 @@ class ScoreCache:
                 arrays[f"r{k}_{f}"] = np.asarray(getattr(r, f))
             arrays[f"r{k}_cnt_r_best"] = np.asarray(r.cnt_r_best)
         if boundaries is not None:
-            for f in _BOUNDARY_FIELDS:
-                arrays[f"b_{f}"] = np.asarray(getattr(boundaries, f))
+            arrays.update(self._boundary_arrays(boundaries, matcher))
         for key, value in extra.items():
             arrays[f"x_{key}"] = np.asarray(value)
         self._write(self.path(image_id), arrays)
 
     def get(self, image_id: str) -> tuple[list[ImageRegionEval], ImageBoundaryEval | None, dict[str, np.ndarray]]:
-        """Region evals (one per stored entry), boundary eval or None, and extra arrays."""
+        """Region evals (one per stored entry), boundary eval or None, and extra arrays.
+
+        Boundary counts scored on their own (:meth:`put_boundaries`) take precedence over counts
+        stored with the regions: a second pass re-scores what an older matcher produced."""
         with np.load(self.path(image_id)) as z:
             n = int(z["n_region"])
             regs = [
@@ -130,7 +153,7 @@ class ScoreCache:
                 ImageBoundaryEval(**{f: z[f"b_{f}"] for f in _BOUNDARY_FIELDS}) if "b_thresholds" in z.files else None
             )
             extra = {k[2:]: z[k] for k in z.files if k.startswith("x_")}
-        if bdry is None and self.boundary_path(image_id).is_file():
+        if self.boundary_path(image_id).is_file():
             with np.load(self.boundary_path(image_id)) as z:
                 bdry = ImageBoundaryEval(**{f: z[f"b_{f}"] for f in _BOUNDARY_FIELDS})
                 extra.update({f"bdry_{k[2:]}": z[k] for k in z.files if k.startswith("x_")})

@@ -58,12 +58,13 @@ def summarise(
     if not have:
         return {}, []
     bset = set(ids[:boundary_limit])
-    regions, boundaries = [], []
+    regions, boundaries, matchers = [], [], set()
     for i in have:
         regs, bdry, _ = cache.get(i)
         regions.extend(regs)
         if bdry is not None and i in bset:
             boundaries.append(bdry)
+            matchers.add(cache.boundary_matcher(i))
     r = collect_regions(regions)
     out = {
         "covering_ods": r.cover_ods,
@@ -86,6 +87,7 @@ def summarise(
                 "boundary_ap": b.ap,
                 "boundary_threshold": b.ods_threshold,
                 "boundary_images": len(boundaries),
+                "boundary_matcher": " + ".join(sorted(m for m in matchers if m)),
             }
         )
     return out, have
