@@ -84,6 +84,7 @@ def test_write_outputs(cached, tmp_path):
         "split": "test",
         "hierarchy": {"sigma": 2.0, "power": 0.5, "oriented": True},  # no choice file: the defaults
         "stride": 4,
+        "min_area": 0,
     }
     assert saved["hierarchy"]["ncuts"] == {"G": t["hierarchy"]} and saved["hierarchy"]["ncuts_file"] is None
     assert saved["hierarchy"]["stride"] == {"G": 4}

@@ -18,7 +18,7 @@ from matbackprop.experiments.bsds_ncuts.hierarchy_choice import (
     load_hierarchies,
     ucms,
 )
-from matbackprop.experiments.segment_images import read_threshold_record, run_hierarchy, run_stride
+from matbackprop.experiments.segment_images import read_threshold_record, run_hierarchy, run_min_area, run_stride
 
 
 def _quadrants(h=8, w=8):
@@ -93,7 +93,7 @@ def test_choice_made_with_other_runs_is_refused(tmp_path):
 def test_threshold_record_carries_its_settings(tmp_path):
     path = tmp_path / "ucm_threshold.json"
     path.write_text(json.dumps({"covering_ods_threshold": 0.3, "split": "val"}))
-    assert read_threshold_record(path) == (0.3, "val", DEFAULT_HIERARCHY, 4)  # before strides were recorded: 4
+    assert read_threshold_record(path) == (0.3, "val", DEFAULT_HIERARCHY, 4, 0)  # before strides were recorded: 4
     path.write_text(
         json.dumps(
             {
@@ -101,11 +101,13 @@ def test_threshold_record_carries_its_settings(tmp_path):
                 "split": "val",
                 "hierarchy": {"sigma": 1.0, "power": 1.0, "oriented": False},
                 "stride": 1,
+                "min_area": 200,
             }
         )
     )
-    assert read_threshold_record(path) == (0.4, "val", Hierarchy(1.0, 1.0, False), 1)
+    assert read_threshold_record(path) == (0.4, "val", Hierarchy(1.0, 1.0, False), 1, 200)
     assert run_hierarchy(tmp_path) == Hierarchy(1.0, 1.0, False)
     assert run_stride(tmp_path) == 1
     assert run_hierarchy(tmp_path / "elsewhere") == DEFAULT_HIERARCHY
     assert run_stride(tmp_path / "elsewhere") == 4
+    assert run_min_area(tmp_path) == 200 and run_min_area(tmp_path / "elsewhere") == 0

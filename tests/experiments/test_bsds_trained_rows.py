@@ -97,3 +97,30 @@ def test_a_different_stride_makes_different_ucms(tmp_path):
     assert not np.array_equal(ucm[4], ucm[1])
     with pytest.raises(ValueError, match="strides must be >= 1"):
         score_trained_rows(runs, ["a"], _Images(), tmp_path / "s0", lambda m: None, {}, {"e2e": 0}, None, False, 1)
+
+
+def test_another_min_area_rescores_the_cached_ucms_without_embedding_again(tmp_path, monkeypatch):
+    from matbackprop.experiments.bsds_ncuts import trained_rows
+    from matbackprop.metrics import evaluate_ucm_regions
+    from matbackprop.segmentation import remove_small_regions
+
+    runs = {"e2e": [_run(tmp_path, "e2e", 2, 2)]}
+    root = tmp_path / "root"
+    args = (runs, ["a", "b"], _Images(), root, lambda m: None, {}, {"e2e": 4}, None, True, 1)
+    score_trained_rows(*args)
+    made = {n: np.load(root / "ucm" / method_slug(n) / "a.npz")["ucm2"] for n in ("e2e", EDGES_ROW)}
+
+    def no_embedding(*_a, **_k):
+        raise AssertionError("the cached UCMs must be scored, not made again")
+
+    monkeypatch.setattr(trained_rows, "model_ucms", no_embedding)
+    logs: list[str] = []
+    score_trained_rows(*args[:4], logs.append, *args[5:], min_area=300)
+    assert any("0 of 2 images done, 2 to score" in m for m in logs)
+    seg = _Images()[0]["segmentations"]
+    for name, ucm2 in made.items():
+        assert np.array_equal(np.load(root / "ucm" / method_slug(name) / "a.npz")["ucm2"], ucm2)  # kept as made
+        want = evaluate_ucm_regions(remove_small_regions(ucm2, 300), seg)
+        got = ScoreCache(root, name).get("a")[0][0]
+        np.testing.assert_allclose(got.cnt_r, want.cnt_r)
+        np.testing.assert_allclose(got.vi, want.vi)

@@ -65,3 +65,20 @@ def test_method_slug_rejects_empty_names():
     assert method_slug("gPb-owt-ucm (official UCMs)") == "gpb-owt-ucm-official-ucms"
     with pytest.raises(ValueError):
         method_slug("!!")
+
+
+def test_scores_of_another_min_area_are_deleted_and_the_record_kept(tmp_path):
+    u, gts, _ = _case()
+    cache = ScoreCache(tmp_path, "m")
+    logs: list[str] = []
+    cache.require_min_area(0, logs.append)  # a new cache: nothing to delete
+    cache.put("a", score_ucm(u, gts, None)[0])
+    other = tmp_path / "m" / "ucm-like.txt"
+    other.write_text("kept")
+    cache.require_min_area(0, logs.append)
+    assert cache.has("a") and not logs
+    cache.require_min_area(50, logs.append)
+    assert (
+        not cache.has("a") and other.read_text() == "kept" and (tmp_path / "m" / "min_area.txt").read_text() == "50\n"
+    )
+    assert logs == ["m: scores made with min_area 0, now 50; scoring them again"]

@@ -107,3 +107,45 @@ def test_respace_is_monotone_and_keeps_the_hierarchy():
     assert np.array_equal(e, u)
     with pytest.raises(ValueError):
         respace_ucm(u, 0.0)
+
+
+def test_remove_small_regions_keeps_large_regions_and_their_levels():
+    from matbackprop.segmentation import remove_small_regions
+
+    rng = np.random.default_rng(1)
+    u = ultrametric_contour_map(rng.random((30, 40)))
+    levels = ucm_levels(u)
+    for min_area in (5, 40, 200):
+        r = remove_small_regions(u, min_area)
+        assert r.shape == u.shape and r.dtype == np.float32 and np.all(r[1::2, 1::2] == 0)
+        assert _is_ultrametric(r, np.linspace(0.0, 1.0, 41))
+        assert set(ucm_levels(r)) <= set(levels)  # surviving contours keep their strengths
+        for t in [0.0, *levels[:-1]]:
+            seg = ucm_to_segmentation(r, float(t))
+            sizes = np.bincount(seg.ravel())[1:]
+            assert sizes[sizes > 0].min() >= min_area  # no small region at any threshold
+            # never finer than the input at the same threshold
+            assert np.unique(seg).size <= np.unique(ucm_to_segmentation(u, float(t))).size
+    assert ucm_levels(remove_small_regions(u, 5)).size < levels.size  # the noise has small basins
+
+
+def test_remove_small_regions_removes_a_small_ring_only():
+    from matbackprop.segmentation import remove_small_regions
+
+    b = _nested_boxes()
+    b[2, 2:6] = b[5, 2:6] = b[2:6, 2] = b[2:6, 5] = 1.0  # a strong ring around a few pixels, top left
+    u = ultrametric_contour_map(b)
+    assert [np.unique(ucm_to_segmentation(u, t)).size for t in (0.05, 0.6)] == [4, 3]  # the ring survives
+    r = remove_small_regions(u, 30)
+    assert [np.unique(ucm_to_segmentation(r, t)).size for t in (0.05, 0.6, 1.0)] == [3, 2, 1]
+    # only the ring's level is gone; the box (about 14 x 21 pixels) and the split keep theirs
+    assert set(ucm_levels(r)) < set(ucm_levels(u)) and ucm_levels(r).size == ucm_levels(u).size - 1
+    far = np.ones(u.shape, dtype=bool)
+    far[:16, :16] = False  # away from the ring, the contours are untouched
+    np.testing.assert_array_equal(r[far], u[far])
+    np.testing.assert_array_equal(remove_small_regions(u, 0), u)
+    np.testing.assert_array_equal(remove_small_regions(u, 1), u)
+    with pytest.raises(ValueError, match="min_area"):
+        remove_small_regions(u, -1)
+    with pytest.raises(ValueError, match="shape"):
+        remove_small_regions(np.zeros((4, 5)), 10)

@@ -89,15 +89,20 @@ def score_ucm_row(
     keep_ucm: bool = True,
     log=print,
     boundaries: bool = True,
+    min_area: int = 0,
 ) -> ScoreCache:
     """Score ``make_ucm(image_id, item)`` for every id not cached yet; return the method's cache.
 
     With ``boundaries=False`` only the region counts are computed (the boundary benchmark, the slow
-    part, then runs in :func:`score_boundary_pass`; the UCM must be kept for it).
+    part, then runs in :func:`score_boundary_pass`; the UCM must be kept for it). The UCM is cached as
+    made, and scored without its regions smaller than ``min_area`` pixels (scores made with another
+    area are deleted first).
     """
     from ..metrics import HumanBoundaries
+    from ..segmentation import remove_small_regions
 
     cache = ScoreCache(cache_root, method)
+    cache.require_min_area(min_area, log)
     todo = cache.missing(ids)
     log(f"{method}: {len(ids) - len(todo)} of {len(ids)} images cached, {len(todo)} to score")
     index = {i: n for n, i in enumerate(data.ids)}
@@ -110,7 +115,7 @@ def score_ucm_row(
             save_ucm(ucm_path, ucm2)
         t1 = time.perf_counter()
         human = HumanBoundaries(item["boundaries"]) if boundaries else None
-        regions, bdry = score_ucm(ucm2, item["segmentations"], human)
+        regions, bdry = score_ucm(remove_small_regions(ucm2, min_area), item["segmentations"], human)
         t2 = time.perf_counter()
         cache.put(image_id, regions, bdry, seconds=np.array([t1 - t0, t2 - t1]))
         log(f"{method}: {n + 1}/{len(todo)} {image_id} ucm {t1 - t0:.1f}s score {t2 - t1:.1f}s")
@@ -215,9 +220,11 @@ def score_rows(
     limit: int | None = None,
     log=print,
     boundaries: bool = True,
+    min_area: int = 0,
 ) -> dict[str, ScoreCache]:
     """Score the named baseline rows on the first ``limit`` images of ``split`` (regions only when
-    ``boundaries`` is False: see :func:`score_boundary_pass`)."""
+    ``boundaries`` is False: see :func:`score_boundary_pass`); ``min_area``: see :func:`score_ucm_row`
+    (the classic NCuts row only: the official gPb UCMs are scored as they are)."""
     from ..data.bsds500 import BSDS500
 
     data = BSDS500(data_root, split)
@@ -247,6 +254,7 @@ def score_rows(
                 root,
                 log=log,
                 boundaries=boundaries,
+                min_area=min_area,
             )
         else:
             raise ValueError(f"unknown row {row!r}; known: {', '.join(ROW_NAMES)}")

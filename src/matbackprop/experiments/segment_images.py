@@ -12,9 +12,10 @@ ultrametric contour map (:func:`matbackprop.segmentation.embedding_ucm`). Writte
 
 The threshold is ``--threshold`` if given, else the covering-ODS threshold that ``matbackprop eval
 ncuts`` stored in ``RUN_DIR/ucm_threshold.json``, else :data:`DEFAULT_THRESHOLD`. The hierarchy settings
-(derivative sigma, level power, oriented watershed) and the embedding stride are the ones that threshold
-was found with, recorded in the same file (the run's group's val choices), else the defaults; ``--stride``
-overrides the stride.
+(derivative sigma, level power, oriented watershed), the embedding stride and the smallest region kept
+are the ones that threshold was found with, recorded in the same file (the run's group's val choices),
+else the defaults; ``--stride`` overrides the stride. The smallest region is in pixels of a BSDS500
+image (481 x 321) and scales with the image's area (:func:`matbackprop.segmentation.remove_small_regions`).
 """
 
 from __future__ import annotations
@@ -84,18 +85,25 @@ class ThresholdRecord(NamedTuple):
     split: str | None
     hierarchy: Hierarchy
     stride: int
+    min_area: int = 0
+
+
+#: Pixels of a BSDS500 image, the unit of a recorded smallest region.
+BSDS_PIXELS = 481 * 321
 
 
 def read_threshold_record(path: Path) -> ThresholdRecord:
-    """The contents of a ``ucm_threshold.json``; a record written before the settings (or the stride)
-    were stored was made with the default ones (stride 4, the only one used then)."""
+    """The contents of a ``ucm_threshold.json``; a record written before the settings (or the stride, or
+    the smallest region) were stored was made with the default ones (stride 4, the only one used then;
+    no region removed)."""
     from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
     from .bsds_ncuts.stride_choice import DEFAULT_STRIDE
 
     record = json.loads(path.read_text())
     hierarchy = Hierarchy(**record["hierarchy"]) if "hierarchy" in record else DEFAULT_HIERARCHY
     stride = int(record.get("stride", DEFAULT_STRIDE))
-    return ThresholdRecord(float(record["covering_ods_threshold"]), record.get("split"), hierarchy, stride)
+    min_area = int(record.get("min_area", 0))
+    return ThresholdRecord(float(record["covering_ods_threshold"]), record.get("split"), hierarchy, stride, min_area)
 
 
 def run_hierarchy(run_dir: Path) -> Hierarchy:
@@ -112,6 +120,12 @@ def run_stride(run_dir: Path) -> int:
 
     path = run_dir / THRESHOLD_FILE
     return read_threshold_record(path).stride if path.is_file() else DEFAULT_STRIDE
+
+
+def run_min_area(run_dir: Path) -> int:
+    """The smallest region (pixels of a BSDS500 image) of a run's stored threshold, or 0."""
+    path = run_dir / THRESHOLD_FILE
+    return read_threshold_record(path).min_area if path.is_file() else 0
 
 
 def resolve_threshold(run_dir: Path, threshold: float | None) -> tuple[float, str]:
@@ -136,10 +150,13 @@ def _read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
-def segment_image(model, image: np.ndarray, stride: int, hierarchy: Hierarchy | None = None) -> np.ndarray:
+def segment_image(
+    model, image: np.ndarray, stride: int, hierarchy: Hierarchy | None = None, min_area: int = 0
+) -> np.ndarray:
     """UCM ``(2H+1, 2W+1)`` float32 in [0, 1] of one RGB image under a trained run, with the given
-    :class:`~matbackprop.experiments.bsds_ncuts.hierarchy_choice.Hierarchy` settings (default: the defaults)."""
-    from ..segmentation import embedding_ucm
+    :class:`~matbackprop.experiments.bsds_ncuts.hierarchy_choice.Hierarchy` settings (default: the defaults),
+    without regions smaller than ``min_area`` pixels of a BSDS500 image (scaled to this image's area)."""
+    from ..segmentation import embedding_ucm, remove_small_regions
     from .bsds_ncuts import embed_image
     from .bsds_ncuts.hierarchy_choice import DEFAULT_HIERARCHY
 
@@ -148,9 +165,10 @@ def segment_image(model, image: np.ndarray, stride: int, hierarchy: Hierarchy | 
     ev, Z, _ = embed_image(model, image, stride=stride)
     h, w, k = Z.shape
     s = hierarchy or DEFAULT_HIERARCHY
-    return embedding_ucm(
+    ucm2 = embedding_ucm(
         Z.reshape(h * w, k), ev, (h, w), image.shape[:2], sigma=s.sigma, power=s.power, oriented=s.oriented
     )
+    return remove_small_regions(ucm2, round(min_area * image.shape[0] * image.shape[1] / BSDS_PIXELS))
 
 
 def segment(args: argparse.Namespace) -> int:
@@ -168,6 +186,7 @@ def segment(args: argparse.Namespace) -> int:
     threshold, source = resolve_threshold(run_dir, args.threshold)
     stride = args.stride or run_stride(run_dir)
     hierarchy = run_hierarchy(run_dir)
+    min_area = run_min_area(run_dir)
     paths = [Path(p) for p in args.images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -177,7 +196,8 @@ def segment(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"run {run_dir}; threshold {threshold:.3f} ({source}); embedding stride {stride}; sigma "
-        f"{hierarchy.sigma:g}, level power {hierarchy.power:g}, oriented watershed {hierarchy.oriented}"
+        f"{hierarchy.sigma:g}, level power {hierarchy.power:g}, oriented watershed {hierarchy.oriented}; "
+        f"smallest region {min_area} pixels of a BSDS500 image"
     )
     for p in paths:
         try:
@@ -185,7 +205,7 @@ def segment(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"matbackprop segment: {e}")
             return 2
-        ucm2 = segment_image(model, image, int(stride), hierarchy)
+        ucm2 = segment_image(model, image, int(stride), hierarchy, min_area)
         np.save(out / f"{p.stem}_ucm2.npy", ucm2)
         seg = ucm_to_segmentation(ucm2, threshold)
         Image.fromarray(overlay_boundaries(image, seg)).save(out / f"{p.stem}_segmentation.png")

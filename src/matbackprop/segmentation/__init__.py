@@ -13,7 +13,7 @@ from .spectral import (
     oriented_gradients,
     spectral_boundaries,
 )
-from .ucm import ucm_levels, ultrametric_contour_map
+from .ucm import remove_small_regions, ucm_levels, ultrametric_contour_map
 
 __all__ = [
     "edges_ucm",
@@ -26,5 +26,6 @@ __all__ = [
     "oriented_gradients",
     "spectral_boundaries",
     "ucm_levels",
+    "remove_small_regions",
     "ultrametric_contour_map",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,8 @@ _REGION_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p", "pri", "vi")
 _BOUNDARY_FIELDS = ("thresholds", "cnt_r", "sum_r", "cnt_p", "sum_p")
 #: The matcher of boundary counts stored before the matcher was recorded.
 UNRECORDED_MATCHER = "scipy"
+#: File in a method's score folder: the smallest region kept in the UCMs it scored (absent: 0).
+MIN_AREA_RECORD = "min_area.txt"
 
 
 def method_slug(name: str) -> str:
@@ -73,6 +75,21 @@ class ScoreCache:
 
     def boundary_path(self, image_id: str) -> Path:
         return self.dir / f"{image_id}.bdry.npz"
+
+    def require_min_area(self, min_area: int, log: Callable[[str], None] = print) -> None:
+        """Delete the stored scores if they were computed with another ``min_area`` (the smallest
+        region kept, :func:`~matbackprop.segmentation.remove_small_regions`; no record: 0), so that
+        they are scored again from the method's cached UCMs; then record ``min_area``."""
+        record = self.dir / MIN_AREA_RECORD
+        made_with = int(record.read_text()) if record.is_file() else 0
+        if made_with != min_area and self.dir.is_dir():
+            stale = sorted(self.dir.glob("*.npz"))
+            for f in stale:
+                f.unlink()
+            if stale:
+                log(f"{self.method}: scores made with min_area {made_with}, now {min_area}; scoring them again")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record.write_text(f"{min_area}\n")
 
     def has(self, image_id: str) -> bool:
         """Whether the image's region counts are stored."""

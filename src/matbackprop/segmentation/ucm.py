@@ -106,3 +106,50 @@ def ucm_levels(ucm2: np.ndarray) -> np.ndarray:
     levels = np.union1d(levels, np.unique(u[1::2, ::2]))
     levels = np.union1d(levels, np.unique(u[::2, 1::2]))
     return levels[levels > 0]
+
+
+def remove_small_regions(ucm2: np.ndarray, min_area: int) -> np.ndarray:
+    """The UCM of the same hierarchy without regions of fewer than ``min_area`` pixels.
+
+    The UCM is read back as a hierarchy (the single-linkage tree of its contour strengths on the pixel
+    grid, which is the hierarchy it encodes), every region smaller than ``min_area`` is merged into its
+    neighbours with higra's ``filter_small_nodes_from_tree``, and the saliency of what remains is the new
+    UCM. Regions of at least ``min_area`` pixels keep their levels; a small region's contours disappear,
+    so a small, strongly bounded blob no longer survives up to coarse thresholds. Only the order of the
+    levels matters, so the step commutes with a monotone re-spacing such as :func:`.respace_ucm`.
+
+    Parameters
+    ----------
+    ucm2 : (2H+1, 2W+1) UCM on the doubled grid (as :func:`ultrametric_contour_map` returns).
+    min_area : smallest region size kept, in pixels; 0 or 1 returns the UCM unchanged.
+
+    Returns
+    -------
+    (2H+1, 2W+1) float32 UCM.
+
+    Example:
+        >>> import numpy as np
+        >>> from matbackprop import segmentation
+        >>> b = np.zeros((10, 10)); b[:, 6] = 0.5                    # two halves ...
+        >>> b[1, 1:5] = b[4, 1:5] = b[1:5, 1] = b[1:5, 4] = 1.0      # ... and a small ring in the left one
+        >>> ucm2 = segmentation.ultrametric_contour_map(b)
+        >>> segmentation.ucm_levels(ucm2)                         # the ring's region is the strongest level
+        array([0.25      , 0.6666667], dtype=float32)
+        >>> segmentation.ucm_levels(segmentation.remove_small_regions(ucm2, 9))
+        array([0.25], dtype=float32)
+    """
+    u = np.asarray(ucm2, dtype=np.float64)
+    if u.ndim != 2 or u.shape[0] % 2 == 0 or u.shape[1] % 2 == 0 or min(u.shape) < 3:
+        raise ValueError(f"ucm2 must be a (2H+1, 2W+1) map, got shape {u.shape}")
+    if min_area < 0:
+        raise ValueError(f"min_area must be >= 0, got {min_area}")
+    if min_area <= 1 or u.max() <= 0:
+        return u.astype(np.float32)
+    hg = _higra()
+    shape = ((u.shape[0] - 1) // 2, (u.shape[1] - 1) // 2)
+    graph, weights = hg.khalimsky_2_graph_4_adjacency(u, extra_border=True)
+    tree, altitudes = hg.bpt_canonical(graph, weights)
+    tree, altitudes = hg.filter_small_nodes_from_tree(tree, altitudes, min_area)
+    saliency = hg.saliency(tree, altitudes)
+    out = hg.graph_4_adjacency_2_khalimsky(graph, saliency, shape=shape, add_extra_border=True)
+    return np.asarray(out, dtype=np.float32)

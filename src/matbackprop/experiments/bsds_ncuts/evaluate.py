@@ -42,6 +42,7 @@ from ..bsds_baselines import ROW_NAMES, load_ucm, score_boundary_pass, score_row
 from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
 from .hierarchy_choice import DEFAULT_HIERARCHY, DEFAULT_HIERARCHY_CHOICE, Hierarchy, load_hierarchies
+from .min_area_choice import DEFAULT_MIN_AREA_CHOICE, load_min_area
 from .stride_choice import DEFAULT_STRIDE, DEFAULT_STRIDE_CHOICE, load_strides
 from .trained_rows import EDGES_POWER, EDGES_ROW, model_ucms, score_trained_rows
 
@@ -158,6 +159,18 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         f"'{COMBINE_GROUP}', its seed of lowest val loss), write --combination, and stop",
     )
     parser.add_argument(
+        "--min-area",
+        default=DEFAULT_MIN_AREA_CHOICE,
+        help="val-chosen smallest region (pixels) kept in every UCM this project computes, not gPb's "
+        "(default: %(default)s; no file: 0, no region removed); a number sets it directly",
+    )
+    parser.add_argument(
+        "--tune-min-area",
+        action="store_true",
+        help=f"choose --min-area on the val split (the group '{COMBINE_GROUP}', its seed of lowest val loss, "
+        "on its combination row), write --min-area, and stop",
+    )
+    parser.add_argument(
         "--hierarchy",
         default=DEFAULT_HIERARCHY_CHOICE,
         help="val-chosen hierarchy settings of each NCuts group (default: %(default)s; a group it does "
@@ -173,7 +186,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--tune-images",
         type=int,
         default=100,
-        help="the first N val images for --tune-combination, --tune-hierarchy and --tune-stride (default: "
+        help="the first N val images for --tune-combination, --tune-hierarchy, --tune-stride and "
+        "--tune-min-area (default: "
         "%(default)s, the whole split; 20 proved too few to choose between the training protocols)",
     )
     parser.add_argument(
@@ -184,6 +198,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "cores, %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+
+
+def _min_area(value: str) -> int:
+    """``--min-area``: a number of pixels, or the val choice file (0 when it does not exist)."""
+    if value.isdigit():
+        return int(value)
+    return load_min_area(value)
 
 
 def _groups(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -267,12 +288,35 @@ def evaluate(args: argparse.Namespace) -> int:
     if choice is not None and COMBINE_GROUP in groups:
         check_combination_stride(args.combination, choice[1], group_strides[COMBINE_GROUP])
     combination = (COMBINE_GROUP, choice[0]) if choice is not None else None
+    if args.tune_min_area:
+        from .combination import lowest_val_loss_run
+        from .min_area_choice import tune as tune_min_area
+
+        if combination is None or COMBINE_GROUP not in groups:
+            raise ValueError(f"--tune-min-area needs the group '{COMBINE_GROUP}' and its chosen --combination")
+        run = lowest_val_loss_run(groups[COMBINE_GROUP])
+        log(f"min_area: tuning on val with {run} (lowest final val loss of {COMBINE_GROUP})")
+        tune_min_area(
+            run,
+            args.data,
+            args.tune_images,
+            group_strides[COMBINE_GROUP],
+            hierarchies.get(COMBINE_GROUP, DEFAULT_HIERARCHY),
+            combination[1],
+            args.min_area,
+            log,
+            edges_power=EDGES_POWER,
+            workers=args.workers,
+        )
+        return 0
+    args.min_area_value = min_area = _min_area(args.min_area)
+    log(f"smallest region kept in our UCMs: {min_area} pixels")
     data = BSDS500(args.data, args.split)
     ids = data.ids[:limit]
     root = Path(args.cache) / args.split
     baseline_rows = [r for r in ("human", "gpb", "classic") if r not in skip]
     # regions first for every row (cheap), then the boundary benchmark (slow) image by image
-    score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False)
+    score_rows(baseline_rows, args.data, args.split, args.cache, limit, log=log, boundaries=False, min_area=min_area)
     model_names = score_trained_rows(
         groups,
         ids,
@@ -284,6 +328,7 @@ def evaluate(args: argparse.Namespace) -> int:
         combination,
         want_edges="edges" not in skip,
         workers=args.workers,
+        min_area=min_area,
     )
     methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
     if not args.cached_boundaries:
@@ -292,7 +337,7 @@ def evaluate(args: argparse.Namespace) -> int:
             ids[: args.boundary_limit],
             data,
             root,
-            partial(load_method_ucm, root, data_root=args.data, split=args.split),
+            partial(load_method_ucm, root, data_root=args.data, split=args.split, min_area=min_area),
             log,
             workers=args.workers,
         )
@@ -328,12 +373,17 @@ def check_combination_stride(path: str | Path, record: dict, stride: int) -> Non
         )
 
 
-def load_method_ucm(root: Path, method: str, image_id: str, data_root: str, split: str) -> np.ndarray | None:
-    """A method's UCM of one image from the cache (or the official file for gPb), None if absent."""
+def load_method_ucm(
+    root: Path, method: str, image_id: str, data_root: str, split: str, min_area: int = 0
+) -> np.ndarray | None:
+    """A method's UCM of one image as it is scored: from the cache, without regions smaller than
+    ``min_area`` (or the official file for gPb, as it is); None if absent."""
     if method == ROW_NAMES["gpb"]:
         from scipy.io import loadmat
 
         path = Path(data_root) / "gpb-owt-ucm" / split / f"{image_id}.mat"
         return np.asarray(loadmat(str(path))["ucm2"]) if path.is_file() else None
+    from ...segmentation import remove_small_regions
+
     path = root / "ucm" / method_slug(method) / f"{image_id}.npz"
-    return load_ucm(path) if path.is_file() else None
+    return remove_small_regions(load_ucm(path), min_area) if path.is_file() else None

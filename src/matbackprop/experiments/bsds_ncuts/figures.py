@@ -60,7 +60,7 @@ def segmentation_figure(
         axes[row, 0].imshow(image)
         axes[row, 1].imshow(overlay_boundaries(image, human))
         for col, m in enumerate(shown):
-            ucm2 = load_method_ucm(root, m, image_id, args.data, args.split)
+            ucm2 = load_method_ucm(root, m, image_id, args.data, args.split, getattr(args, "min_area_value", 0))
             if ucm2 is not None:
                 seg = ucm_to_segmentation(ucm2, table[m]["covering_threshold"])
                 axes[row, 2 + col].imshow(overlay_boundaries(image, seg))

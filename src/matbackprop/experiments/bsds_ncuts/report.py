@@ -162,7 +162,8 @@ def write_outputs(
     hierarchies = {g: chosen.get(g, DEFAULT_HIERARCHY) for g in groups}
     group_strides = getattr(args, "group_strides", None) or {}
     strides = {g: group_strides.get(g, getattr(args, "stride", None) or STRIDE) for g in groups}
-    _store_thresholds(groups, table, args.split, hierarchies, strides)
+    min_area = getattr(args, "min_area_value", 0)
+    _store_thresholds(groups, table, args.split, hierarchies, strides, min_area)
     groups_out: dict[str, dict] = {}
     for g, runs in groups.items():
         names = [run_method_name(g, r, len(runs)) for r in runs]
@@ -205,6 +206,9 @@ def write_outputs(
             "ncuts_file": getattr(args, "hierarchy", None) if chosen else None,
             "edges_row": EDGES_ROW,
             "combination": _combination_record(args, groups),
+            # every UCM computed here (not gPb's) is scored without regions of fewer pixels
+            "min_area": min_area,
+            "min_area_file": getattr(args, "min_area", None),
         },
         "human": human_row,
         "methods": table,
@@ -262,12 +266,26 @@ def _combination_record(args, groups: dict[str, list[Path]]) -> dict | None:
     return None if choice is None else {**choice[1], "file": str(path)}
 
 
+def _min_area_note(min_area: int) -> str:
+    if not min_area:
+        return ""
+    return (
+        f" The UCMs computed here (every row but gPb's official ones) are scored without regions of fewer than "
+        f"{min_area} pixels (`remove_small_regions`; the area chosen on val)."
+    )
+
+
 def _store_thresholds(
-    groups: dict[str, list[Path]], table: dict, split: str, hierarchies: dict, strides: dict[str, int]
+    groups: dict[str, list[Path]],
+    table: dict,
+    split: str,
+    hierarchies: dict,
+    strides: dict[str, int],
+    min_area: int = 0,
 ) -> None:
-    """Each run's covering-ODS threshold and the hierarchy settings and embedding stride it belongs to
-    in ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``); a threshold found on val is never
-    replaced by one found on another split with the same settings."""
+    """Each run's covering-ODS threshold and the hierarchy settings, embedding stride and smallest
+    region it belongs to in ``<run>/ucm_threshold.json`` (read by ``matbackprop segment``); a threshold
+    found on val is never replaced by one found on another split with the same settings."""
     from ..segment_images import THRESHOLD_FILE, read_threshold_record
     from .trained_rows import run_method_name
 
@@ -282,13 +300,18 @@ def _store_thresholds(
             hierarchy = hierarchies[g]
             if path.is_file() and split != "val":
                 old = read_threshold_record(path)
-                if old.split == "val" and (old.hierarchy, old.stride) == (hierarchy, strides[g]):
+                if old.split == "val" and (old.hierarchy, old.stride, old.min_area) == (
+                    hierarchy,
+                    strides[g],
+                    min_area,
+                ):
                     continue
             record = {
                 "covering_ods_threshold": s["covering_threshold"],
                 "split": split,
                 "hierarchy": asdict(hierarchy),
                 "stride": strides[g],
+                "min_area": min_area,
             }
             path.write_text(json.dumps(record))
 
@@ -307,7 +330,9 @@ def _write_markdown(args, payload: dict) -> None:
     ]
     lines = [
         f"BSDS500 {payload['split']} split; every method is an ultrametric contour map scored at the benchmark's 99 "
-        "thresholds. Covering and PRI: higher is better; VI (bits): lower is better. " + STD_NOTE,
+        "thresholds. Covering and PRI: higher is better; VI (bits): lower is better. "
+        + STD_NOTE
+        + _min_area_note(payload["hierarchy"].get("min_area", 0)),
         "",
         "| method | images | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ...segmentation.scores import ScoreCache, method_slug, score_ucm
-from ..bsds_baselines import save_ucm
+from ..bsds_baselines import load_ucm, save_ucm
 from .cache_validity import check_cache
 from .combination import COMBINED_SUFFIX, Combination, combined_ucms
 from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
@@ -109,9 +109,13 @@ class _Rows:
     want_edges: bool
     data: Any  # a BSDS500 split
     root: Path
+    min_area: int = 0
 
     def cache(self, name: str) -> ScoreCache:
         return ScoreCache(self.root, name)
+
+    def ucm_path(self, name: str, image_id: str) -> Path:
+        return self.root / "ucm" / method_slug(name) / f"{image_id}.npz"
 
 
 #: The rows a worker process scores, set once when it starts (:func:`_start_worker`).
@@ -119,33 +123,43 @@ _WORKER_ROWS: _Rows | None = None
 
 
 def _score_image(rows: _Rows, image_id: str) -> tuple[float, float, int]:
-    """Make and score the missing UCMs of one image; ``(seconds embedding + UCMs, seconds scoring,
-    rows written)``."""
+    """Make (or load, when cached) and score the UCMs of one image's unscored rows; ``(seconds
+    embedding + UCMs, seconds scoring, rows written)``."""
+    from ...segmentation import remove_small_regions
+
     t0 = time.perf_counter()
     data = rows.data
     item = data[data.ids.index(image_id)]
-    caches = {n: rows.cache(n) for n in [*rows.runs, *rows.combos, EDGES_ROW]}
-    combo_missing = {c: v for c, v in rows.combos.items() if not caches[c].has(image_id)}
+    names = [*rows.runs, *rows.combos] + ([EDGES_ROW] if rows.want_edges else [])
+    caches = {n: rows.cache(n) for n in names}
+    unscored = [n for n in names if not caches[n].has(image_id)]
+    # a UCM made before (e.g. scores deleted for another min_area) is scored again as it is
+    ready = {n: load_ucm(rows.ucm_path(n, image_id)) for n in unscored if rows.ucm_path(n, image_id).is_file()}
+    need = [n for n in unscored if n not in ready]
+    combo_missing = {c: v for c, v in rows.combos.items() if c in need}
     sources = {source for source, _ in combo_missing.values()}
-    missing = {n: rows.models[n] for n in rows.runs if not caches[n].has(image_id) or n in sources}
+    missing = {n: rows.models[n] for n in rows.runs if n in need or n in sources}
     vgg = [n for n, m in rows.models.items() if m.config.backbone.startswith("vgg")]
-    edge_missing = rows.want_edges and bool(vgg) and not caches[EDGES_ROW].has(image_id)
+    edge_missing = EDGES_ROW in need and bool(vgg)
     if edge_missing and not missing:  # the edges come with an embedding: take the cheapest model
         missing = {vgg[0]: rows.models[vgg[0]]}
-    ucms, edge_ucm = model_ucms(missing, item["image"], rows.strides, rows.hierarchies, edge_missing, combo_missing)
-    if edge_ucm is not None:
-        ucms[EDGES_ROW] = edge_ucm
+    ucms: dict[str, np.ndarray] = {}
+    if missing:
+        ucms, edge_ucm = model_ucms(missing, item["image"], rows.strides, rows.hierarchies, edge_missing, combo_missing)
+        if edge_ucm is not None:
+            ucms[EDGES_ROW] = edge_ucm
+    made = {n: u for n, u in ucms.items() if n in need}
+    for name, ucm2 in made.items():
+        save_ucm(rows.ucm_path(name, image_id), ucm2)
     t1 = time.perf_counter()
-    written = 0
-    for name, ucm2 in ucms.items():
-        if caches[name].has(image_id):
-            continue
-        save_ucm(rows.root / "ucm" / method_slug(name) / f"{image_id}.npz", ucm2)
+    to_score = {**ready, **made}
+    for name, ucm2 in to_score.items():
         ts = time.perf_counter()
-        regions, _ = score_ucm(ucm2, item["segmentations"], None)  # boundaries: second pass
-        caches[name].put(image_id, regions, seconds=np.array([(t1 - t0) / max(len(ucms), 1), time.perf_counter() - ts]))
-        written += 1
-    return t1 - t0, time.perf_counter() - t1, written
+        # boundaries: second pass
+        regions, _ = score_ucm(remove_small_regions(ucm2, rows.min_area), item["segmentations"], None)
+        seconds = np.array([(t1 - t0) / max(len(to_score), 1), time.perf_counter() - ts])
+        caches[name].put(image_id, regions, seconds=seconds)
+    return t1 - t0, time.perf_counter() - t1, len(to_score)
 
 
 def _start_worker(rows: _Rows, threads: int) -> None:
@@ -170,12 +184,15 @@ def score_trained_rows(
     combination: tuple[str, Combination] | None = None,
     want_edges: bool = True,
     workers: int = 1,
+    min_area: int = 0,
 ) -> list[str]:
     """Score every run (and the edges row) on ``ids``; returns the row names in table order.
 
     ``hierarchies`` and ``group_strides``: each group's settings (defaults: :data:`.DEFAULT_HIERARCHY`,
     :data:`.stride_choice.DEFAULT_STRIDE`); ``combination``: ``(group, setting)``, the group whose runs
-    also get a combination row; ``workers``: processes, one image each.
+    also get a combination row; ``workers``: processes, one image each; ``min_area``: every UCM is
+    scored without its regions of fewer pixels (:func:`~matbackprop.segmentation.remove_small_regions`;
+    cached UCMs are kept as made).
     """
     from .inference import load_model
 
@@ -201,6 +218,8 @@ def score_trained_rows(
         check_cache(caches[n], root, run, log, settings[n], strides[n])
     for n, (source, setting) in combos.items():
         check_cache(caches[n], root, runs[source], log, setting, strides[source])
+    for c in caches.values():
+        c.require_min_area(min_area, log)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
     workers = max(1, min(workers, len(todo)))
     log(
@@ -218,6 +237,7 @@ def score_trained_rows(
         want_edges=want_edges,
         data=data,
         root=root,
+        min_area=min_area,
     )
 
     def report(count: int, image_id: str, result: tuple[float, float, int]) -> None:
