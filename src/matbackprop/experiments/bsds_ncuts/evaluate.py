@@ -200,6 +200,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
 
 
+def _tuning_run(groups: Mapping[str, list[Path]], what: str, log) -> Path:
+    """The run of :data:`COMBINE_GROUP` that a val choice is made with: its seed of lowest val loss."""
+    from .combination import lowest_val_loss_run
+
+    run = lowest_val_loss_run(groups[COMBINE_GROUP])
+    log(f"{what}: tuning on val with {run} (lowest final val loss of {COMBINE_GROUP})")
+    return run
+
+
 def _min_area(value: str) -> int:
     """``--min-area``: a number of pixels, or the val choice file (0 when it does not exist)."""
     if value.isdigit():
@@ -266,14 +275,12 @@ def evaluate(args: argparse.Namespace) -> int:
     args.group_strides = group_strides  # recorded in --results
     log("embedding stride per group: " + ", ".join(f"{g} {s}" for g, s in group_strides.items()))
     if args.tune_combination:
-        from .combination import lowest_val_loss_run, tune
+        from .combination import tune
 
         if COMBINE_GROUP not in groups:
             raise ValueError(f"--tune-combination needs the group '{COMBINE_GROUP}' (its runs: seed*/model.pt)")
-        run = lowest_val_loss_run(groups[COMBINE_GROUP])
-        log(f"combination: tuning on val with {run} (lowest final val loss of {COMBINE_GROUP})")
         tune(
-            run,
+            _tuning_run(groups, "combination", log),
             args.data,
             args.tune_images,
             group_strides[COMBINE_GROUP],
@@ -289,15 +296,12 @@ def evaluate(args: argparse.Namespace) -> int:
         check_combination_stride(args.combination, choice[1], group_strides[COMBINE_GROUP])
     combination = (COMBINE_GROUP, choice[0]) if choice is not None else None
     if args.tune_min_area:
-        from .combination import lowest_val_loss_run
         from .min_area_choice import tune as tune_min_area
 
         if combination is None or COMBINE_GROUP not in groups:
             raise ValueError(f"--tune-min-area needs the group '{COMBINE_GROUP}' and its chosen --combination")
-        run = lowest_val_loss_run(groups[COMBINE_GROUP])
-        log(f"min_area: tuning on val with {run} (lowest final val loss of {COMBINE_GROUP})")
         tune_min_area(
-            run,
+            _tuning_run(groups, "min_area", log),
             args.data,
             args.tune_images,
             group_strides[COMBINE_GROUP],
