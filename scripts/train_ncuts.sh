@@ -15,7 +15,10 @@
 # in whether the backbone blocks are trained. All share one feature cache (runs/cache).
 # Data: $BSDS500 (default ../shared/bsds500). LIMIT training images (the first of the train split;
 # default all 200), EPOCHS epochs per stage (default 8), VAL val images for the val loss, THREADS torch
-# threads per run; PREFIX names the run folders (default ncuts-rank, as above). BOUNDARY_WEIGHT (default
+# threads per run, JOBS runs at a time (default 1; each run's output then goes to runs/$PREFIX-logs/),
+# CACHE the feature cache folder (default runs/cache); PREFIX names the run folders (default ncuts-rank,
+# as above). E2E_BLOCKS backbone blocks trained by the end-to-end arm (default 2: conv4 + conv5; 1:
+# conv5 only, the arm of scripts/bsds_table_budget.sh). BOUNDARY_WEIGHT (default
 # 10, chosen on val among 1, 10 and 30) weighs the grid-edge ranking loss added to the projector loss
 # in every stage (docs/bsds500_protocol.md, "A training signal closer to the benchmark"). The earlier
 # protocols, trained on the projector loss alone, are:
@@ -34,26 +37,59 @@ SCRATCH="${SCRATCH:-0}"  # 1: also train the end-to-end-from-a-random-head runs
 E2E_CROPS="${E2E_CROPS:-exact}"  # exact: the table's end-to-end arm; bare: the arm trained before exact crops
 PREFIX="${PREFIX:-ncuts-rank}"  # run folders runs/$PREFIX-head, ...; another prefix keeps a second protocol apart
 BOUNDARY_WEIGHT="${BOUNDARY_WEIGHT:-10}"  # weight of the grid-edge ranking loss beside the projector loss (0: none)
-common=(--data "$DATA" --cache runs/cache --limit "$LIMIT" --val-images "$VAL" --threads "$THREADS" --checkpoint-every 20 --resume
+JOBS="${JOBS:-1}"
+CACHE="${CACHE:-runs/cache}"
+E2E_BLOCKS="${E2E_BLOCKS:-2}"
+common=(--data "$DATA" --cache "$CACHE" --limit "$LIMIT" --val-images "$VAL" --checkpoint-every 20 --resume
         --boundary-weight "$BOUNDARY_WEIGHT")
-train() { .venv/bin/matbackprop train ncuts "${common[@]}" "$@"; }
-train --out "runs/$PREFIX-untrained" --epochs 0
+MATBACKPROP="${MATBACKPROP:-.venv/bin/matbackprop}"  # the command that trains (a stub in the tests)
+train() { "$MATBACKPROP" train ncuts "${common[@]}" "$@"; }
+LOGS="runs/$PREFIX-logs"
+
+# Run each argument (a quoted `train ...` call) as its own process, at most JOBS at a time; with JOBS > 1
+# their progress bars would interleave, so each writes to its own log. Fails if any run failed.
+in_parallel() {
+    local failed=0 cmd name
+    for cmd in "$@"; do
+        if [ "$JOBS" -le 1 ]; then
+            eval "$cmd" || failed=1
+            continue
+        fi
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
+        mkdir -p "$LOGS"
+        name=$(sed -E 's/.*--out runs\/([^ ]+) --seed ([0-9]+).*/\1-seed\2/' <<<"$cmd")
+        echo "started $name (log: $LOGS/$name.log)"
+        (eval "$cmd") >"$LOGS/$name.log" 2>&1 &
+    done
+    while [ -n "$(jobs -rp)" ]; do wait -n || failed=1; done
+    return "$failed"
+}
+
+# Alone, with every thread: it builds the feature caches the other runs read.
+train --out "runs/$PREFIX-untrained" --epochs 0 --threads $((THREADS * JOBS))
 # The cheap runs (minutes each) of every seed first, then the end-to-end ones (about half an hour each).
-for s in $SEEDS; do
-    train --out "runs/$PREFIX-head" --seed "$s" --train-blocks 0 --epochs "$EPOCHS"
-    train --out "runs/$PREFIX-frozen" --seed "$s" --train-blocks 0 --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s"
-done
 case "$E2E_CROPS" in
     exact) e2e="runs/$PREFIX-e2e-exact"; crops=--exact-crops ;;
     bare) e2e="runs/$PREFIX-e2e"; crops=--no-exact-crops ;;
     *) echo "E2E_CROPS must be exact or bare, got '$E2E_CROPS'" >&2; exit 2 ;;
 esac
+heads=() frozen=() ends=() scratch=()
 for s in $SEEDS; do
-    train --out "$e2e" --seed "$s" --epochs "$EPOCHS" --init-from "runs/$PREFIX-head/seed$s" \
-        --backbone-lr "$E2E_BACKBONE_LR" "$crops"
+    heads+=("train --out runs/$PREFIX-head --seed $s --train-blocks 0 --epochs $EPOCHS --threads $THREADS")
+    frozen+=("train --out runs/$PREFIX-frozen --seed $s --train-blocks 0 --epochs $EPOCHS --threads $THREADS \
+        --init-from runs/$PREFIX-head/seed$s")
+    ends+=("train --out $e2e --seed $s --epochs $EPOCHS --threads $THREADS --init-from runs/$PREFIX-head/seed$s \
+        --train-blocks $E2E_BLOCKS --backbone-lr $E2E_BACKBONE_LR $crops")
+    scratch+=("train --out runs/$PREFIX-e2e-scratch --seed $s --epochs $EPOCHS --threads $THREADS \
+        --train-blocks $E2E_BLOCKS $crops")
 done
+in_parallel "${heads[@]}"
+if [ "$JOBS" -le 1 ]; then
+    # one at a time: the frozen arm of every seed first, as before
+    in_parallel "${frozen[@]}" "${ends[@]}"
+else
+    in_parallel "${ends[@]}" "${frozen[@]}"  # the longest runs first keep every core busy
+fi
 if [ "$SCRATCH" = 1 ]; then
-    for s in $SEEDS; do
-        train --out "runs/$PREFIX-e2e-scratch" --seed "$s" --epochs "$EPOCHS" "$crops"
-    done
+    in_parallel "${scratch[@]}"
 fi
