@@ -12,7 +12,7 @@
 #                                           (--no-exact-crops), the protocol before exact crops existed
 #   runs/ncuts-rank-e2e-scratch/seed{0,..}  with SCRATCH=1 only: end to end from a random head, EPOCHS epochs
 # The two stage-2 arms start from the same stage-1 run and see the same data stream: they differ only
-# in whether the backbone blocks are trained. All share one feature cache (runs/cache).
+# in whether the backbone blocks are trained. All share one feature cache (CACHE).
 # Data: $BSDS500 (default ../shared/bsds500). LIMIT training images (the first of the train split;
 # default all 200), EPOCHS epochs per stage (default 8), VAL val images for the val loss, THREADS torch
 # threads per run, JOBS runs at a time (default 1; each run's output then goes to runs/$PREFIX-logs/),
@@ -67,7 +67,6 @@ in_parallel() {
 
 # Alone, with every thread: it builds the feature caches the other runs read.
 train --out "runs/$PREFIX-untrained" --epochs 0 --threads $((THREADS * JOBS))
-# The cheap runs (minutes each) of every seed first, then the end-to-end ones (about half an hour each).
 case "$E2E_CROPS" in
     exact) e2e="runs/$PREFIX-e2e-exact"; crops=--exact-crops ;;
     bare) e2e="runs/$PREFIX-e2e"; crops=--no-exact-crops ;;
@@ -83,6 +82,8 @@ for s in $SEEDS; do
     scratch+=("train --out runs/$PREFIX-e2e-scratch --seed $s --epochs $EPOCHS --threads $THREADS \
         --train-blocks $E2E_BLOCKS $crops")
 done
+# The heads of every seed (minutes each) first; then the frozen arm (minutes) and the end-to-end arm
+# (about 70 min per seed through conv4 + conv5, 11 min through conv5 only) start from them.
 in_parallel "${heads[@]}"
 if [ "$JOBS" -le 1 ]; then
     # one at a time: the frozen arm of every seed first, as before
