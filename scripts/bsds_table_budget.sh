@@ -5,9 +5,9 @@
 # It differs from the table's protocol (scripts/train_ncuts.sh, then `matbackprop eval ncuts`) in two ways:
 #   - the end-to-end arm trains conv5 (and the head) only, not conv4 + conv5 (E2E_BLOCKS=1): forward and
 #     backward through conv4 on each crop are what make the table's end-to-end runs take 70 minutes each;
-#   - the val choices (hierarchy settings, embedding stride, combination weight, smallest region) are
-#     those made for the table's runs, carried over (choice_transfer, recorded in every copied file), not
-#     made again with these runs: tuning them takes longer than the budget.
+#   - the val choices (hierarchy settings, embedding stride, combination weight, smallest region, edge
+#     signal) are those made for the table's runs, carried over (choice_transfer, recorded in every
+#     copied file), not made again with these runs: tuning them takes longer than the budget.
 # Everything lives apart from the table: runs/ncuts-budget-*, runs/cache-budget, runs/bsds_eval_budget,
 # results/bsds500_budget*.json, docs/results_bsds500_budget.md, docs/figures/budget/. Resumable: rerun
 # the script after an interruption; each stage's wall time of each invocation is appended to
@@ -35,13 +35,14 @@ stage choices .venv/bin/python -m matbackprop.experiments.bsds_ncuts.choice_tran
     --map runs/ncuts-rank-untrained="runs/$PREFIX-untrained" --map runs/ncuts-rank-frozen="runs/$PREFIX-frozen" \
     --map runs/ncuts-rank-e2e-exact="runs/$PREFIX-e2e-exact" \
     results/bsds500_val_hierarchy.json results/bsds500_val_stride.json results/bsds500_val_combination.json \
-    results/bsds500_val_min_area.json
+    results/bsds500_val_min_area.json results/bsds500_val_edge_signal.json
 stage evaluation .venv/bin/matbackprop eval ncuts --workers "$JOBS" \
     --group "NCuts on VGG-16, untrained=runs/$PREFIX-untrained" \
     --group "DeepNCuts, frozen backbone=runs/$PREFIX-frozen" \
     --group "DeepNCuts, end to end=runs/$PREFIX-e2e-exact" \
     --hierarchy "$CHOICES/bsds500_val_hierarchy.json" --strides "$CHOICES/bsds500_val_stride.json" \
     --combination "$CHOICES/bsds500_val_combination.json" --min-area "$CHOICES/bsds500_val_min_area.json" \
+    --edge-signal "$CHOICES/bsds500_val_edge_signal.json" \
     --cache runs/bsds_eval_budget --results results/bsds500_budget.json \
     --report docs/results_bsds500_budget.md --figures docs/figures/budget
 .venv/bin/python - "$TIMES" results/bsds500_budget_time.json <<'PY'

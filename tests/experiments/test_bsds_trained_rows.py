@@ -124,3 +124,44 @@ def test_another_min_area_rescores_the_cached_ucms_without_embedding_again(tmp_p
         got = ScoreCache(root, name).get("a")[0][0]
         np.testing.assert_allclose(got.cnt_r, want.cnt_r)
         np.testing.assert_allclose(got.vi, want.vi)
+
+
+def test_sharp_edge_signal_feeds_both_edge_rows_and_a_change_recomputes_them(tmp_path):
+    from matbackprop.experiments.bsds_ncuts.inference import embed_image_many, load_model, multiscale_edges
+    from matbackprop.segmentation import edges_ucm
+
+    runs = {"e2e": [_run(tmp_path, "e2e", 2, 2)]}
+    root = tmp_path / "root"
+    combo = "e2e" + COMBINED_SUFFIX
+
+    def score(signal: str, logs: list[str]) -> dict[str, np.ndarray]:
+        setting = Combination(0.5, False, edges=signal)
+        score_trained_rows(
+            runs, ["a"], _Images(), root, logs.append, {}, {"e2e": 1}, ("e2e", setting), True, 1, 0, signal
+        )
+        return {n: np.load(root / "ucm" / method_slug(n) / "a.npz")["ucm2"] for n in (combo, EDGES_ROW)}
+
+    fused = score("fused", [])
+    logs: list[str] = []
+    sharp = score("sharp", logs)
+    assert any("edge signal changed (fused -> sharp)" in m for m in logs)
+    assert any("settings changed" in m for m in logs)  # the combination's record holds its signal
+    assert (root / method_slug(EDGES_ROW) / "edge_signal.txt").read_text().strip() == "sharp"
+    for name in (combo, EDGES_ROW):
+        assert not np.array_equal(fused[name], sharp[name]), name
+    # the edges row is the sharpened UCM of HED's mean over three scales
+    model = load_model(runs["e2e"][0])
+    image = _Images()[0]["image"]
+    _, edges = embed_image_many({"m": model}, image, 1)
+    want = edges_ucm(multiscale_edges(model, image, edges), sharpen=True)
+    np.testing.assert_array_equal(sharp[EDGES_ROW], want)
+    logs = []
+    score("sharp", logs)  # unchanged: nothing to do
+    assert any("1 of 1 images done, 0 to score" in m for m in logs)
+
+
+def test_a_sharp_combination_is_not_oriented():
+    with pytest.raises(ValueError, match="without orientation"):
+        Combination(0.5, True, edges="sharp")
+    with pytest.raises(ValueError, match="edges must be one of"):
+        Combination(0.5, False, edges="blurred")

@@ -205,3 +205,14 @@ def test_embedding_several_models_at_once_equals_one_by_one():
             },
             image,
         )
+
+
+def test_edges_at_another_scale_come_back_at_the_image_size(random_net):
+    image = _image(40, 56)
+    _, _, edges = random_net.embed(image)
+    torch.testing.assert_close(random_net.hed_edges_at_scale(image, 1.0), edges)
+    half = random_net.hed_edges_at_scale(image, 0.5)
+    assert half.shape == (40, 56) and not torch.allclose(half, edges)
+    assert float(half.min()) >= 0 and float(half.max()) <= 1
+    with pytest.raises(ValueError, match="positive"):
+        random_net.hed_edges_at_scale(image, 0.0)

@@ -356,6 +356,20 @@ class DeepNCutsNet(nn.Module):
         sides = [upsample_to(side(f), hw) for side, f in zip(side_convs, pristine)]
         return torch.sigmoid(heads["fuse"](torch.cat(sides, dim=1)))[0, 0]
 
+    @torch.no_grad()
+    def hed_edges_at_scale(self, image: np.ndarray, scale: float) -> torch.Tensor | None:
+        """HED's fused edge probability ``(H, W)`` of an RGB ``uint8`` image whose preprocessed input is
+        resized by ``scale`` (bilinear) before the pristine backbone; the side outputs are read back at
+        the image's own size. ``None`` without an edge output (VGG only)."""
+        if not self._edge_heads:
+            return None
+        if not scale > 0:
+            raise ValueError(f"hed_edges_at_scale: scale must be positive, got {scale}")
+        x = self.backbone.preprocess(np.asarray(image)).unsqueeze(0)
+        if scale != 1.0:
+            x = nnf.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        return self.hed_edges(self._pristine_run(x), (image.shape[0], image.shape[1]))
+
 
 def _run_list(blocks: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
     out = []

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from .edges import sharpened_edges
 from .spectral import combine_boundaries, ncut_eigenvalues_from_normalized, spectral_boundaries
 from .ucm import ultrametric_contour_map
 
@@ -146,8 +147,11 @@ def embedding_ucm(
     return respace_ucm(ucm2, power)
 
 
-def edges_ucm(edges: np.ndarray, *, power: float = 1.0) -> np.ndarray:
+def edges_ucm(edges: np.ndarray, *, power: float = 1.0, sharpen: bool = False) -> np.ndarray:
     """UCM of an edge map in [0, 1] (no NCuts layer): the "backbone edges -> hierarchy" ablation.
+
+    With ``sharpen``, the watershed runs on ``edges`` and the arc strengths are read from
+    :func:`.sharpened_edges` of it (crests kept, flanks lowered).
 
     Example:
         >>> import numpy as np
@@ -158,4 +162,5 @@ def edges_ucm(edges: np.ndarray, *, power: float = 1.0) -> np.ndarray:
         >>> ucm2.shape, segmentation.ucm_levels(ucm2)          # one contour, one level
         ((13, 17), array([0.5], dtype=float32))
     """
-    return respace_ucm(ultrametric_contour_map(edges), power)
+    arcs = sharpened_edges(edges) if sharpen else None
+    return respace_ucm(ultrametric_contour_map(edges, arc_strength=arcs), power)

@@ -31,7 +31,9 @@ def _higra():
     return hg
 
 
-def ultrametric_contour_map(boundary: np.ndarray, orientation: np.ndarray | None = None) -> np.ndarray:
+def ultrametric_contour_map(
+    boundary: np.ndarray, orientation: np.ndarray | None = None, *, arc_strength: np.ndarray | None = None
+) -> np.ndarray:
     """Ultrametric contour map (UCM) of a boundary map.
 
     Parameters
@@ -42,6 +44,11 @@ def ultrametric_contour_map(boundary: np.ndarray, orientation: np.ndarray | None
         changes along x, i.e. a vertical contour; pi/2: along y, the row index). When given, arcs are
         weighted by how well their direction agrees with it (the oriented watershed); orientations of
         an edge are taken from its first pixel (angles cannot be averaged).
+    arc_strength : optional (H, W) map in [0, 1] the arc strengths are read from instead of
+        ``boundary`` (e.g. :func:`.sharpened_edges` of it): the watershed still runs on ``boundary``,
+        an arc's strength is the mean over its graph edges of the larger ``arc_strength`` of their two
+        pixels, and regions merge along the weakest mean, as with ``boundary`` (average linkage weighted
+        by arc length). Not combined with ``orientation``.
 
     Returns
     -------
@@ -76,10 +83,21 @@ def ultrametric_contour_map(boundary: np.ndarray, orientation: np.ndarray | None
         if o.shape != shape or not np.all(np.isfinite(o)):
             raise ValueError(f"orientation must be a finite map of shape {shape}, got {o.shape}")
         edge_orient = hg.weight_graph(graph, np.mod(o, np.pi), hg.WeightFunction.source)
+    arcs = None
+    if arc_strength is not None:
+        if orientation is not None:
+            raise ValueError("arc_strength and orientation cannot be combined")
+        a = np.asarray(arc_strength, dtype=np.float64)
+        if a.shape != shape or not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+            raise ValueError(f"arc_strength must be a finite map in [0, 1] of shape {shape}, got {a.shape}")
+        arcs = hg.weight_graph(graph, a, hg.WeightFunction.max)
     flat = np.zeros((2 * shape[0] + 1, 2 * shape[1] + 1), dtype=np.float32)
     if b.size == 1:  # no edges: a single region, no contour
         return flat
-    tree, altitudes = hg.mean_pb_hierarchy(graph, weights, shape=shape, edge_orientations=edge_orient)
+    if arcs is None:
+        tree, altitudes = hg.mean_pb_hierarchy(graph, weights, shape=shape, edge_orientations=edge_orient)
+    else:
+        tree, altitudes = _mean_arc_hierarchy(hg, graph, weights, arcs)
     if tree.num_leaves() <= 1:  # one watershed basin (e.g. a constant map): one region, no contour
         return flat
     saliency = hg.saliency(tree, altitudes)
@@ -88,6 +106,18 @@ def ultrametric_contour_map(boundary: np.ndarray, orientation: np.ndarray | None
     if ucm2.shape != (2 * shape[0] + 1, 2 * shape[1] + 1):  # guard the convention we rely on
         raise RuntimeError(f"unexpected Khalimsky grid {ucm2.shape} for an image of shape {shape}")
     return np.clip(ucm2, 0.0, 1.0)
+
+
+def _mean_arc_hierarchy(hg, graph, watershed_weights: np.ndarray, arc_weights: np.ndarray):
+    """``mean_pb_hierarchy`` with the arc means read from other edge weights than the watershed's:
+    watershed regions of ``watershed_weights``, their adjacency graph, and average linkage of the mean
+    ``arc_weights`` along each frontier weighted by the frontier's length (with ``arc_weights ==
+    watershed_weights`` this is ``mean_pb_hierarchy`` without orientations, to rounding)."""
+    labels = hg.labelisation_watershed(graph, watershed_weights)
+    rag = hg.make_region_adjacency_graph_from_labelisation(graph, labels)
+    total = hg.rag_accumulate_on_edges(rag, hg.Accumulators.sum, arc_weights)
+    length = hg.rag_accumulate_on_edges(rag, hg.Accumulators.sum, np.ones_like(arc_weights))
+    return hg.binary_partition_tree_average_linkage(rag, total / length, length)
 
 
 def ucm_levels(ucm2: np.ndarray) -> np.ndarray:

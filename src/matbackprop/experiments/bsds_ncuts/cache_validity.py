@@ -32,6 +32,8 @@ __all__ = [
     "MODEL_MARKER",
     "STRIDE_RECORD",
     "UNRECORDED_STRIDE",
+    "EDGE_SIGNAL_RECORD",
+    "check_edge_signal",
 ]
 
 #: File in a method's cache folder holding the fingerprint of the model its scores were computed with.
@@ -42,6 +44,8 @@ _RECORDS = {Hierarchy: "hierarchy.json", Combination: "combination.json"}
 STRIDE_RECORD = "stride.txt"
 #: The stride of every cache written before strides were recorded (the only one used until then).
 UNRECORDED_STRIDE = 4
+#: Record of the edge signal the edges row was computed with ("fused" when absent: the only one then).
+EDGE_SIGNAL_RECORD = "edge_signal.txt"
 
 
 def file_fingerprint(run: Path) -> str:
@@ -113,3 +117,20 @@ def _recorded(record: Path | None, setting: Hierarchy | Combination | None) -> H
         return DEFAULT_HIERARCHY if isinstance(setting, Hierarchy) else None
     values = json.loads(record.read_text())
     return Hierarchy(**values) if isinstance(setting, Hierarchy) else Combination(**values)
+
+
+def check_edge_signal(cache: ScoreCache, root: Path, signal: str, log: Callable[[str], None]) -> None:
+    """Keep the edges row's ``cache`` if it was computed with the edge ``signal`` (caches without a
+    record were made with "fused"); else move it and its UCMs aside. Then record ``signal``."""
+    record = cache.dir / EDGE_SIGNAL_RECORD
+    made_with = record.read_text().strip() if record.is_file() else "fused"
+    if cache.dir.is_dir() and made_with != signal:
+        for d in (cache.dir, root / "ucm" / cache.dir.name):
+            if d.is_dir():
+                aside = d.with_name(f"{d.name}.stale-{made_with}")
+                if aside.is_dir():  # an older copy of the same signal: this one is newer
+                    shutil.rmtree(aside)
+                shutil.move(str(d), str(aside))
+        log(f"{cache.method}: its edge signal changed ({made_with} -> {signal}) since its cached scores; recomputing")
+    cache.dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(signal + "\n")

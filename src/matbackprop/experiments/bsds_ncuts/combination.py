@@ -26,11 +26,13 @@ from ...segmentation import (
     embedding_boundaries,
     embedding_ucm,
     respace_ucm,
+    sharpened_edges,
     ultrametric_contour_map,
 )
 
 __all__ = [
     "Combination",
+    "EDGE_SIGNALS",
     "GRID",
     "COMBINED_SUFFIX",
     "DEFAULT_CHOICE",
@@ -46,14 +48,28 @@ COMBINED_SUFFIX = " + HED edges (weight chosen on val)"
 DEFAULT_CHOICE = "results/bsds500_val_combination.json"
 
 
+#: The edge signals a combination row (and the edges row) can use. "fused": HED's fused output at the
+#: image's scale, arcs read from the mixed map itself (the table's first protocol). "sharp": the mean of
+#: HED's edges over :data:`.inference.HED_SCALES`; the watershed runs on the mixed map, the arc strengths
+#: are read from the same mix with the edges sharpened (:func:`~matbackprop.segmentation.sharpened_edges`).
+EDGE_SIGNALS = ("fused", "sharp")
+
+
 @dataclass(frozen=True)
 class Combination:
     """Weight of the edge map in the mixed boundary map, whether the oriented watershed uses the
-    spectral boundaries' orientation, and the UCM level power."""
+    spectral boundaries' orientation, the UCM level power, and the edge signal (:data:`EDGE_SIGNALS`)."""
 
     edge_weight: float
     oriented: bool = True
     power: float = 1.0
+    edges: str = "fused"
+
+    def __post_init__(self) -> None:
+        if self.edges not in EDGE_SIGNALS:
+            raise ValueError(f"Combination: edges must be one of {EDGE_SIGNALS}, got {self.edges!r}")
+        if self.edges == "sharp" and self.oriented:
+            raise ValueError("Combination: the sharp edge signal reads its own arc strengths, without orientation")
 
 
 #: Candidates tried on val: edge weights between the two pure rows (0: NCuts alone, 1: edges alone,
@@ -73,17 +89,32 @@ def combined_ucms(
     size: tuple[int, int],
     settings: Sequence[Combination],
     sigma: float = 2.0,
+    multiscale: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """One UCM ``(2H+1, 2W+1)`` per setting of an embedding ``Z (h*w, k)`` mixed with ``edges (H, W)``.
+    """One UCM ``(2H+1, 2W+1)`` per setting of an embedding ``Z (h*w, k)`` mixed with ``edges (H, W)``
+    (HED's fused output) or, for a "sharp" setting, with ``multiscale (H, W)``
+    (:func:`.inference.multiscale_edges`), which such a setting needs.
 
     The spectral boundaries are computed once and shared by every setting.
     """
     boundary, orientation = embedding_boundaries(Z, eigenvalues, grid, size, sigma=sigma)
     e = np.clip(np.asarray(edges, dtype=np.float64), 0.0, 1.0)
+    sharp = None
     out = []
     for s in settings:
-        mixed = combine_boundaries([boundary, e], [1.0 - s.edge_weight, s.edge_weight])
-        out.append(respace_ucm(ultrametric_contour_map(mixed, orientation if s.oriented else None), s.power))
+        weights = [1.0 - s.edge_weight, s.edge_weight]
+        if s.edges == "fused":
+            mixed = combine_boundaries([boundary, e], weights)
+            out.append(respace_ucm(ultrametric_contour_map(mixed, orientation if s.oriented else None), s.power))
+            continue
+        if multiscale is None:
+            raise ValueError("combined_ucms: a 'sharp' setting needs the multi-scale edges")
+        if sharp is None:
+            ms = np.clip(np.asarray(multiscale, dtype=np.float64), 0.0, 1.0)
+            sharp = (ms, sharpened_edges(ms))
+        mixed = combine_boundaries([boundary, sharp[0]], weights)
+        arcs = combine_boundaries([boundary, sharp[1]], weights)
+        out.append(respace_ucm(ultrametric_contour_map(mixed, arc_strength=arcs), s.power))
     return out
 
 

@@ -13,7 +13,10 @@ ODS/OIS; boundary F at ODS/OIS and AP):
 
 - the combination row (:mod:`.combination`): the end-to-end embedding's spectral boundaries mixed with
   the backbone's edges, with the weight and the orientation choice made on val (``--tune-combination`` writes
-  the choice, ``--combination`` names the file; the row appears once that file exists).
+  the choice, ``--combination`` names the file; the row appears once that file exists). Its edge signal,
+  which the edges row shares, is chosen on val too (:mod:`.edge_signal_choice`: HED's fused output, or
+  its mean over three scales with sharpened arc strengths; ``--tune-edge-signal`` writes it,
+  ``--edge-signal`` names the file).
 
 Per-image counts and our UCMs are cached under ``--cache`` (``<cache>/<split>/<method>/<id>.npz``), so an
 interrupted evaluation resumes where it stopped and adding a row scores only that row. Each NCuts
@@ -30,6 +33,7 @@ import argparse
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -41,6 +45,7 @@ from ...train.checkpoint import load_checkpoint
 from ..bsds_baselines import ROW_NAMES, load_ucm, score_boundary_pass, score_rows
 from .combination import COMBINED_SUFFIX, DEFAULT_CHOICE, load_choice
 from .config import DEFAULT_DATA, DEFAULT_OUT
+from .edge_signal_choice import DEFAULT_EDGE_SIGNAL_CHOICE, load_edge_signal
 from .hierarchy_choice import DEFAULT_HIERARCHY, DEFAULT_HIERARCHY_CHOICE, Hierarchy, load_hierarchies
 from .min_area_choice import DEFAULT_MIN_AREA_CHOICE, load_min_area
 from .stride_choice import DEFAULT_STRIDE, DEFAULT_STRIDE_CHOICE, load_strides
@@ -171,6 +176,18 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "on its combination row), write --min-area, and stop",
     )
     parser.add_argument(
+        "--edge-signal",
+        default=DEFAULT_EDGE_SIGNAL_CHOICE,
+        help="val-chosen edge signal of the combination row and the edges row, 'fused' or 'sharp' (default: "
+        "%(default)s; no file: fused)",
+    )
+    parser.add_argument(
+        "--tune-edge-signal",
+        action="store_true",
+        help=f"choose --edge-signal on the val split (the group '{COMBINE_GROUP}', its seed of lowest val loss, "
+        "at its chosen --combination and --min-area), write --edge-signal, and stop",
+    )
+    parser.add_argument(
         "--hierarchy",
         default=DEFAULT_HIERARCHY_CHOICE,
         help="val-chosen hierarchy settings of each NCuts group (default: %(default)s; a group it does "
@@ -186,8 +203,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--tune-images",
         type=int,
         default=100,
-        help="the first N val images for --tune-combination, --tune-hierarchy, --tune-stride and "
-        "--tune-min-area (default: "
+        help="the first N val images for --tune-combination, --tune-hierarchy, --tune-stride, "
+        "--tune-min-area and --tune-edge-signal (default: "
         "%(default)s, the whole split; 20 proved too few to choose between the training protocols)",
     )
     parser.add_argument(
@@ -315,6 +332,32 @@ def evaluate(args: argparse.Namespace) -> int:
         return 0
     args.min_area_value = min_area = _min_area(args.min_area)
     log(f"smallest region kept in our UCMs: {min_area} pixels")
+    if args.tune_edge_signal:
+        from .edge_signal_choice import tune as tune_edge_signal
+
+        if combination is None or COMBINE_GROUP not in groups:
+            raise ValueError(f"--tune-edge-signal needs the group '{COMBINE_GROUP}' and its chosen --combination")
+        tune_edge_signal(
+            _tuning_run(groups, "edge signal", log),
+            args.data,
+            args.tune_images,
+            group_strides[COMBINE_GROUP],
+            combination[1],
+            min_area,
+            args.edge_signal,
+            log,
+            edges_power=EDGES_POWER,
+            workers=args.workers,
+        )
+        return 0
+    args.edge_signal_value = edge_signal = load_edge_signal(args.edge_signal)
+    log(f"edge signal of the combination and edges rows: {edge_signal}")
+    if combination is not None:
+        setting = combination[1]
+        combination = (
+            COMBINE_GROUP,
+            replace(setting, edges=edge_signal, oriented=setting.oriented and edge_signal == "fused"),
+        )
     data = BSDS500(args.data, args.split)
     ids = data.ids[:limit]
     root = Path(args.cache) / args.split
@@ -333,6 +376,7 @@ def evaluate(args: argparse.Namespace) -> int:
         want_edges="edges" not in skip,
         workers=args.workers,
         min_area=min_area,
+        edge_signal=edge_signal,
     )
     methods = [ROW_NAMES[r] for r in baseline_rows if r != "human"] + model_names
     if not args.cached_boundaries:

@@ -20,7 +20,10 @@ import torch
 from ...models.ncuts_net import DeepNCutsNet, NetConfig
 from ...train import load_checkpoint
 
-__all__ = ["load_model", "init_model", "embed_image", "embed_image_many"]
+__all__ = ["HED_SCALES", "load_model", "init_model", "embed_image", "embed_image_many", "multiscale_edges"]
+
+#: Image scales whose HED edges the "sharp" edge signal averages (as HED's own multi-scale test does).
+HED_SCALES = (0.5, 1.0, 1.5)
 
 
 def load_model(run_dir: str | Path) -> DeepNCutsNet:
@@ -90,3 +93,12 @@ def embed_image_many(
     pristine = first.pristine_blocks(image)
     out = {n: models[n].embed_from_pristine(pristine, image, strides[n]) for n in names}
     return out, first.hed_edges(pristine, (image.shape[0], image.shape[1]))
+
+
+def multiscale_edges(model: DeepNCutsNet, image: np.ndarray, edges: torch.Tensor) -> np.ndarray:
+    """Mean over :data:`HED_SCALES` of HED's edges ``(H, W)`` of an RGB ``uint8`` image, float64 in
+    [0, 1]; ``edges`` is the scale-1 map :func:`embed_image_many` already returned (not recomputed)."""
+    maps = [edges if s == 1.0 else model.hed_edges_at_scale(np.asarray(image), s) for s in HED_SCALES]
+    if any(m is None for m in maps):
+        raise ValueError("multiscale_edges: the model has no edge output (VGG-16 / HED backbone only)")
+    return np.clip(np.mean([m.double().numpy() for m in maps if m is not None], axis=0), 0.0, 1.0)

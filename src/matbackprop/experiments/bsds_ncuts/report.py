@@ -209,6 +209,9 @@ def write_outputs(
             # every UCM computed here (not gPb's) is scored without regions of fewer pixels
             "min_area": min_area,
             "min_area_file": getattr(args, "min_area", None),
+            # the HED edges the combination rows and the edges row use (edge_signal_choice)
+            "edge_signal": getattr(args, "edge_signal_value", "fused"),
+            "edge_signal_file": getattr(args, "edge_signal", None),
         },
         "human": human_row,
         "methods": table,
@@ -275,6 +278,15 @@ def _min_area_note(min_area: int) -> str:
     )
 
 
+def _edge_signal_note(signal: str) -> str:
+    if signal != "sharp":
+        return ""
+    return (
+        " The HED edges of the combination rows and of the edges row are their mean over the image scales 0.5, 1 "
+        "and 1.5, each UCM arc's strength read from the map sharpened towards its crests (the signal chosen on val)."
+    )
+
+
 def _store_thresholds(
     groups: dict[str, list[Path]],
     table: dict,
@@ -332,7 +344,8 @@ def _write_markdown(args, payload: dict) -> None:
         f"BSDS500 {payload['split']} split; every method is an ultrametric contour map scored at the benchmark's 99 "
         "thresholds. Covering and PRI: higher is better; VI (bits): lower is better. "
         + STD_NOTE
-        + _min_area_note(payload["hierarchy"].get("min_area", 0)),
+        + _min_area_note(payload["hierarchy"].get("min_area", 0))
+        + _edge_signal_note(payload["hierarchy"].get("edge_signal", "fused")),
         "",
         "| method | images | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),

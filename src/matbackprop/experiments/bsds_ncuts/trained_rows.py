@@ -27,7 +27,7 @@ import torch
 
 from ...segmentation.scores import ScoreCache, method_slug, score_ucm
 from ..bsds_baselines import load_ucm, save_ucm
-from .cache_validity import check_cache
+from .cache_validity import check_cache, check_edge_signal
 from .combination import COMBINED_SUFFIX, Combination, combined_ucms
 from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy
 from .stride_choice import DEFAULT_STRIDE
@@ -52,19 +52,23 @@ def model_ucms(
     hierarchies: dict[str, Hierarchy],
     want_edges: bool,
     combos: dict[str, tuple[str, Combination]] | None = None,
+    edge_signal: str = "fused",
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """UCMs of every model's embedding of one image, and the UCM of the backbone's edges.
 
     ``stride``: the embedding grid of every model, or of each by name. ``hierarchies`` gives each model's
     settings (default :data:`.DEFAULT_HIERARCHY`). ``combos`` maps a combination row's name to ``(model
     name, setting)``: that model's embedding (on its grid) mixed with the edges
-    (:func:`.combination.combined_ucms`), returned under the row's name.
+    (:func:`.combination.combined_ucms`), returned under the row's name. ``edge_signal``: that of the
+    edges row (:data:`.combination.EDGE_SIGNALS`); the multi-scale edges are computed once, when a
+    combination or the edges row needs them.
     """
     from ...segmentation import edges_ucm, embedding_ucm
-    from .inference import embed_image_many
+    from .inference import embed_image_many, multiscale_edges
 
     out: dict[str, np.ndarray] = {}
-    edges = None
+    edges = multiscale = None
+    sharp_combos = any(setting.edges == "sharp" for _, setting in (combos or {}).values())
     H, W = image.shape[:2]
     for backbone in sorted({m.config.backbone for m in models.values()}):
         # models of one backbone share its forward pass
@@ -72,7 +76,10 @@ def model_ucms(
         per_model, e = embed_image_many(
             same, image, stride if isinstance(stride, int) else {n: stride[n] for n in same}
         )
-        edges = e if e is not None else edges
+        if e is not None:
+            edges = e
+            if multiscale is None and (sharp_combos or (want_edges and edge_signal == "sharp")):
+                multiscale = multiscale_edges(next(iter(same.values())), image, e)
         for name, (ev, Z) in per_model.items():
             h, w, k = Z.shape
             s = hierarchies.get(name, DEFAULT_HIERARCHY)
@@ -89,11 +96,15 @@ def model_ucms(
                     (H, W),
                     list(mine.values()),
                     DEFAULT_HIERARCHY.sigma,  # the scale the combination's weight was chosen with
+                    multiscale,
                 )
                 out.update(zip(mine, ucms))
     edge_ucm = None
     if want_edges and edges is not None:
-        edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
+        if edge_signal == "sharp" and multiscale is not None:
+            edge_ucm = edges_ucm(multiscale, power=EDGES_POWER, sharpen=True)
+        else:
+            edge_ucm = edges_ucm(np.clip(edges.double().numpy(), 0.0, 1.0), power=EDGES_POWER)
     return out, edge_ucm
 
 
@@ -110,6 +121,7 @@ class _Rows:
     data: Any  # a BSDS500 split
     root: Path
     min_area: int = 0
+    edge_signal: str = "fused"
 
     def cache(self, name: str) -> ScoreCache:
         return ScoreCache(self.root, name)
@@ -145,7 +157,9 @@ def _score_image(rows: _Rows, image_id: str) -> tuple[float, float, int]:
         missing = {vgg[0]: rows.models[vgg[0]]}
     ucms: dict[str, np.ndarray] = {}
     if missing:
-        ucms, edge_ucm = model_ucms(missing, item["image"], rows.strides, rows.hierarchies, edge_missing, combo_missing)
+        ucms, edge_ucm = model_ucms(
+            missing, item["image"], rows.strides, rows.hierarchies, edge_missing, combo_missing, rows.edge_signal
+        )
         if edge_ucm is not None:
             ucms[EDGES_ROW] = edge_ucm
     made = {n: u for n, u in ucms.items() if n in need}
@@ -185,6 +199,7 @@ def score_trained_rows(
     want_edges: bool = True,
     workers: int = 1,
     min_area: int = 0,
+    edge_signal: str = "fused",
 ) -> list[str]:
     """Score every run (and the edges row) on ``ids``; returns the row names in table order.
 
@@ -192,7 +207,7 @@ def score_trained_rows(
     :data:`.stride_choice.DEFAULT_STRIDE`); ``combination``: ``(group, setting)``, the group whose runs
     also get a combination row; ``workers``: processes, one image each; ``min_area``: every UCM is
     scored without its regions of fewer pixels (:func:`~matbackprop.segmentation.remove_small_regions`;
-    cached UCMs are kept as made).
+    cached UCMs are kept as made); ``edge_signal``: the edges row's (:data:`.combination.EDGE_SIGNALS`).
     """
     from .inference import load_model
 
@@ -218,6 +233,8 @@ def score_trained_rows(
         check_cache(caches[n], root, run, log, settings[n], strides[n])
     for n, (source, setting) in combos.items():
         check_cache(caches[n], root, runs[source], log, setting, strides[source])
+    if EDGES_ROW in caches:
+        check_edge_signal(caches[EDGES_ROW], root, edge_signal, log)
     for c in caches.values():
         c.require_min_area(min_area, log)
     todo = [i for i in ids if any(not c.has(i) for c in caches.values())]
@@ -238,6 +255,7 @@ def score_trained_rows(
         data=data,
         root=root,
         min_area=min_area,
+        edge_signal=edge_signal,
     )
 
     def report(count: int, image_id: str, result: tuple[float, float, int]) -> None:
