@@ -79,12 +79,10 @@ _WORKER: tuple[_Job, object, object] | None = None
 
 
 def _start(job: _Job, threads: int) -> None:
-    from ...data.bsds500 import BSDS500
-    from .inference import load_model
+    from .inference import val_worker
 
     global _WORKER
-    torch.set_num_threads(threads)
-    _WORKER = (job, load_model(job.run), BSDS500(job.data_root, "val"))
+    _WORKER = (job, *val_worker(job.run, job.data_root, threads))
 
 
 @torch.no_grad()
@@ -95,15 +93,12 @@ def _score(index: int) -> dict[tuple[str, str], tuple]:
     from ...segmentation.scores import score_ucm
     from .combination import combined_ucms
     from .hierarchy_choice import DEFAULT_HIERARCHY
-    from .inference import embed_image_many, multiscale_edges
+    from .inference import embed_with_edges, multiscale_edges
 
     assert _WORKER is not None, "each worker is set up when it starts"
     job, model, data = _WORKER
     item = data[index]  # type: ignore[index]
-    per_model, edges = embed_image_many({"run": model}, item["image"], stride=job.stride)  # type: ignore[dict-item]
-    if edges is None:
-        raise ValueError(f"{job.run}: the rows need a backbone with an edge output (VGG-16 / HED)")
-    eigenvalues, Z = per_model["run"]
+    eigenvalues, Z, edges = embed_with_edges(model, item["image"], job.stride)  # type: ignore[arg-type]
     h, w, k = Z.shape
     H, W = item["image"].shape[:2]
     fused = np.clip(edges.double().numpy(), 0.0, 1.0)

@@ -20,7 +20,16 @@ import torch
 from ...models.ncuts_net import DeepNCutsNet, NetConfig
 from ...train import load_checkpoint
 
-__all__ = ["HED_SCALES", "load_model", "init_model", "embed_image", "embed_image_many", "multiscale_edges"]
+__all__ = [
+    "HED_SCALES",
+    "load_model",
+    "init_model",
+    "embed_image",
+    "embed_image_many",
+    "embed_with_edges",
+    "multiscale_edges",
+    "val_worker",
+]
 
 #: Image scales whose HED edges the "sharp" edge signal averages (as HED's own multi-scale test does).
 HED_SCALES = (0.5, 1.0, 1.5)
@@ -102,3 +111,24 @@ def multiscale_edges(model: DeepNCutsNet, image: np.ndarray, edges: torch.Tensor
     if any(m is None for m in maps):
         raise ValueError("multiscale_edges: the model has no edge output (VGG-16 / HED backbone only)")
     return np.clip(np.mean([m.double().numpy() for m in maps if m is not None], axis=0), 0.0, 1.0)
+
+
+def embed_with_edges(
+    model: DeepNCutsNet, image: np.ndarray, stride: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(eigenvalues (k,), Z (h, w, k), edges (H, W))`` of one model (:func:`embed_image_many`), for the
+    rows that mix the embedding with the backbone's edges: a backbone without an edge output is refused."""
+    per_model, edges = embed_image_many({"run": model}, image, stride=stride)
+    if edges is None:
+        raise ValueError("these rows need a backbone with an edge output (VGG-16 / HED)")
+    eigenvalues, Z = per_model["run"]
+    return eigenvalues, Z, edges
+
+
+def val_worker(run: str | Path, data_root: str, threads: int) -> tuple[DeepNCutsNet, object]:
+    """What a process scoring val images for a choice holds: ``run``'s model and the val split, with
+    ``threads`` torch threads."""
+    from ...data.bsds500 import BSDS500
+
+    torch.set_num_threads(threads)
+    return load_model(run), BSDS500(data_root, "val")
