@@ -23,12 +23,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .combination import EDGE_SIGNALS, Combination
 from .hierarchy_choice import write_choice
+from .val_pool import map_val_images
+
+if TYPE_CHECKING:  # the workers' arguments; imported when scoring starts
+    from ...data.bsds500 import BSDS500
+    from ...models.ncuts_net import DeepNCutsNet
 
 __all__ = ["DEFAULT_EDGE_SIGNAL_CHOICE", "choose_signal", "load_edge_signal", "tune"]
 
@@ -75,18 +81,8 @@ class _Job:
     min_area: int
 
 
-_WORKER: tuple[_Job, object, object] | None = None
-
-
-def _start(job: _Job, threads: int) -> None:
-    from .inference import val_worker
-
-    global _WORKER
-    _WORKER = (job, *val_worker(job.run, job.data_root, threads))
-
-
 @torch.no_grad()
-def _score(index: int) -> dict[tuple[str, str], tuple]:
+def _score(job: _Job, model: DeepNCutsNet, data: BSDS500, index: int) -> dict[tuple[str, str], tuple]:
     """Region and boundary counts of both rows with each signal, for val image ``index``."""
     from ...metrics import HumanBoundaries
     from ...segmentation import edges_ucm, remove_small_regions
@@ -95,14 +91,12 @@ def _score(index: int) -> dict[tuple[str, str], tuple]:
     from .hierarchy_choice import DEFAULT_HIERARCHY
     from .inference import embed_with_edges, multiscale_edges
 
-    assert _WORKER is not None, "each worker is set up when it starts"
-    job, model, data = _WORKER
-    item = data[index]  # type: ignore[index]
-    eigenvalues, Z, edges = embed_with_edges(model, item["image"], job.stride)  # type: ignore[arg-type]
+    item = data[index]
+    eigenvalues, Z, edges = embed_with_edges(model, item["image"], job.stride)
     h, w, k = Z.shape
     H, W = item["image"].shape[:2]
     fused = np.clip(edges.double().numpy(), 0.0, 1.0)
-    multiscale = multiscale_edges(model, item["image"], edges)  # type: ignore[arg-type]
+    multiscale = multiscale_edges(model, item["image"], edges)
     settings = [
         replace(job.combination, edges=s, oriented=job.combination.oriented and s == "fused") for s in EDGE_SIGNALS
     ]
@@ -134,9 +128,6 @@ def tune(
     each); the signal chosen on the combination row is written to ``out`` (JSON: split, images, run,
     the combination and smallest region it was scored at, per row and signal the region and boundary
     measures, the chosen signal)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     from ...data.bsds500 import BSDS500
     from ...metrics import collect_boundaries, collect_regions
 
@@ -144,13 +135,9 @@ def tune(
     job = _Job(run, data_root, stride, combination, edges_power, min_area)
     started = time.perf_counter()
     scores: dict[tuple[str, str], list] = {}
-    with ProcessPoolExecutor(
-        max(1, workers), mp.get_context("spawn"), initializer=_start, initargs=(job, torch.get_num_threads())
-    ) as pool:
-        for n, result in enumerate(pool.map(_score, range(n_images))):
-            for key, r in result.items():
-                scores.setdefault(key, []).append(r)
-            log(f"edge signal on val: {n + 1}/{n_images} images, {time.perf_counter() - started:.0f}s")
+    for result in map_val_images(job, _score, n_images, workers, log, "edge signal"):
+        for key, r in result.items():
+            scores.setdefault(key, []).append(r)
     measures: dict[str, dict[str, dict[str, float]]] = {row: {} for row in _ROWS}
     for (row, signal), pairs in scores.items():
         r = collect_regions([p[0] for p in pairs])

@@ -28,7 +28,6 @@ __all__ = [
     "embed_image_many",
     "embed_with_edges",
     "multiscale_edges",
-    "val_worker",
 ]
 
 #: Image scales whose HED edges the "sharp" edge signal averages (as HED's own multi-scale test does).
@@ -123,12 +122,3 @@ def embed_with_edges(
         raise ValueError("these rows need a backbone with an edge output (VGG-16 / HED)")
     eigenvalues, Z = per_model["run"]
     return eigenvalues, Z, edges
-
-
-def val_worker(run: str | Path, data_root: str, threads: int) -> tuple[DeepNCutsNet, object]:
-    """What a process scoring val images for a choice holds: ``run``'s model and the val split, with
-    ``threads`` torch threads."""
-    from ...data.bsds500 import BSDS500
-
-    torch.set_num_threads(threads)
-    return load_model(run), BSDS500(data_root, "val")

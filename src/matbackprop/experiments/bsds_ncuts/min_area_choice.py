@@ -23,12 +23,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .combination import Combination
 from .hierarchy_choice import DEFAULT_HIERARCHY, Hierarchy, choose, write_choice
+from .val_pool import map_val_images
+
+if TYPE_CHECKING:  # the workers' arguments; imported when scoring starts
+    from ...data.bsds500 import BSDS500
+    from ...models.ncuts_net import DeepNCutsNet
 
 __all__ = ["CANDIDATES", "DEFAULT_MIN_AREA_CHOICE", "tune", "load_min_area"]
 
@@ -65,28 +71,16 @@ class _Job:
     candidates: tuple[int, ...]
 
 
-_WORKER: tuple[_Job, object, object] | None = None
-
-
-def _start(job: _Job, threads: int) -> None:
-    from .inference import val_worker
-
-    global _WORKER
-    _WORKER = (job, *val_worker(job.run, job.data_root, threads))
-
-
 @torch.no_grad()
-def _score(index: int) -> dict[tuple[str, int], object]:
+def _score(job: _Job, model: DeepNCutsNet, data: BSDS500, index: int) -> dict[tuple[str, int], object]:
     """Region counts of the three rows at every candidate area, for val image ``index``."""
     from ...segmentation import edges_ucm, embedding_ucm, remove_small_regions
     from ...segmentation.scores import score_ucm
     from .combination import combined_ucms
     from .inference import embed_with_edges
 
-    assert _WORKER is not None, "each worker is set up when it starts"
-    job, model, data = _WORKER
-    item = data[index]  # type: ignore[index]
-    eigenvalues, Z, edges = embed_with_edges(model, item["image"], job.stride)  # type: ignore[arg-type]
+    item = data[index]
+    eigenvalues, Z, edges = embed_with_edges(model, item["image"], job.stride)
     h, w, k = Z.shape
     H, W = item["image"].shape[:2]
     e = np.clip(edges.double().numpy(), 0.0, 1.0)
@@ -124,9 +118,6 @@ def tune(
     """Region scores of every candidate area on the first ``limit`` val images (``workers`` processes,
     one image each); the area chosen on the combination row is written to ``out`` (JSON: split, images,
     run, rule, per row and area the six ODS/OIS measures, the chosen area)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     from ...data.bsds500 import BSDS500
     from ...metrics import collect_regions
 
@@ -136,13 +127,9 @@ def tune(
     job = _Job(run, data_root, stride, hierarchy, combination, edges_power, tuple(candidates))
     started = time.perf_counter()
     regions: dict[tuple[str, int], list] = {}
-    with ProcessPoolExecutor(
-        max(1, workers), mp.get_context("spawn"), initializer=_start, initargs=(job, torch.get_num_threads())
-    ) as pool:
-        for n, result in enumerate(pool.map(_score, range(n_images))):
-            for key, r in result.items():
-                regions.setdefault(key, []).append(r)
-            log(f"min_area on val: {n + 1}/{n_images} images, {time.perf_counter() - started:.0f}s")
+    for result in map_val_images(job, _score, n_images, workers, log, "min_area"):
+        for key, r in result.items():
+            regions.setdefault(key, []).append(r)
     measures: dict[str, dict[int, dict[str, float]]] = {row: {} for row in _ROWS}
     for (row, a), regs in regions.items():
         r = collect_regions(regs)
